@@ -1,0 +1,66 @@
+"""Small input-validation helpers shared across errsig."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["check_positive_int", "check_rng"]
+
+
+def check_rng(rng: int | np.random.Generator | None) -> np.random.Generator:
+    """Normalise the ``rng`` argument that every random function takes.
+
+    Parameters
+    ----------
+    rng : None, int, numpy.random.SeedSequence or numpy.random.Generator
+        ``None`` draws fresh entropy from the operating system, an integer or a
+        ``SeedSequence`` seeds a new generator, and a ``Generator`` is used as
+        it is (and so advanced by the caller's use).
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Examples
+    --------
+    >>> from errsig._validation import check_rng
+    >>> check_rng(0).integers(10) == check_rng(0).integers(10)
+    np.True_
+    """
+    if isinstance(rng, np.random.RandomState):
+        raise TypeError(
+            "`rng` must be None, an integer or a numpy.random.Generator; got the "
+            "legacy RandomState. Use numpy.random.default_rng(seed) instead."
+        )
+    return np.random.default_rng(rng)
+
+
+def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise naming the argument.
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str
+        The argument's name, used in the message.
+    minimum : int, default=1
+        The smallest value allowed.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from errsig._validation import check_positive_int
+    >>> check_positive_int(5, "n_perm")
+    5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be at least {minimum}; got {value}.")
+    return int(value)

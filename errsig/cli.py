@@ -1,0 +1,121 @@
+"""The ``errsig`` command line.
+
+Each subcommand is a thin layer over the Python API; what it does is documented
+in ``docs/guide.md`` and by ``errsig COMMAND --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from errsig._exceptions import ErrsigError
+
+__all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``errsig`` command line and return its exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments, without the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        0 on success, 2 when the input was bad (the message says why).
+
+    Examples
+    --------
+    >>> from errsig.cli import main
+    >>> main(["--version"])  # doctest: +SKIP
+    errsig 0.1.0.dev0
+    """
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except ErrsigError as error:
+        print(f"errsig {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from errsig import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="errsig",
+        description="Find error and evaluator signals in spike recordings.",
+    )
+    parser.add_argument("--version", action="version", version=f"errsig {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    info = commands.add_parser(
+        "info", help="what is in an NWB file, and what is missing for each analysis"
+    )
+    info.add_argument("path", help="an NWB file")
+    info.add_argument(
+        "--area", help="units table column holding each unit's brain area"
+    )
+    info.add_argument(
+        "--columns",
+        help="column mapping: a preset name, or a JSON/TOML file of "
+        "{errsig name: file column}",
+    )
+    info.set_defaults(run=_run_info)
+
+    simulate = commands.add_parser(
+        "simulate", help="write a synthetic session with known ground truth"
+    )
+    simulate.add_argument("scenario", help="S0 ... S7, mixed, or a descriptive alias")
+    simulate.add_argument("-o", "--output", required=True, help="NWB file to write")
+    simulate.add_argument("--seed", type=int, default=None, help="random seed")
+    simulate.add_argument("--n-trials", type=int, default=None)
+    simulate.add_argument("--n-units", type=int, default=None)
+    simulate.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
+    simulate.set_defaults(run=_run_simulate)
+    return parser
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from errsig.io import describe_nwb, load_column_mapping
+
+    columns = load_column_mapping(args.columns) if args.columns else None
+    print(describe_nwb(args.path, columns=columns, area=args.area))
+    return 0
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    import sim
+    from errsig.io import write_nwb
+
+    session = sim.simulate(
+        args.scenario,
+        rng=args.seed,
+        n_trials=args.n_trials,
+        n_units=args.n_units,
+        progress=not args.no_progress,
+    )
+    write_nwb(session, args.output)
+    logger.info("wrote %s to %s", session, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
