@@ -12,6 +12,7 @@ from errsig._exceptions import (
     ErrsigError,
     ErrsigWarning,
     InsufficientDataError,
+    NullAssumptionWarning,
     NWBReadError,
     SmallSampleWarning,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "ErrsigWarning",
     "InsufficientDataError",
     "NWBReadError",
+    "NullAssumptionWarning",
     "Session",
     "SmallSampleWarning",
     "__version__",

@@ -13,6 +13,7 @@ __all__ = [
     "ErrsigWarning",
     "InsufficientDataError",
     "NWBReadError",
+    "NullAssumptionWarning",
     "SmallSampleWarning",
 ]
 
@@ -51,3 +52,7 @@ class SmallSampleWarning(ErrsigWarning, RuntimeWarning):
 
 class ConvergenceWarning(ErrsigWarning, RuntimeWarning):
     """An iterative fit stopped before it converged."""
+
+
+class NullAssumptionWarning(ErrsigWarning):
+    """A null distribution rests on an assumption the data may not meet."""
