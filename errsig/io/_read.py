@@ -1,0 +1,120 @@
+"""Assemble a Session from an open NWB file (shared by read_nwb and describe_nwb)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from pynwb import NWBHDF5IO, NWBFile
+
+from errsig.io._behavior import read_behavior
+from errsig.io._tables import table_to_frame
+from errsig.io._trials import read_trials
+from errsig.io._units import (
+    find_units_table,
+    read_spikes,
+    read_unit_columns,
+    unit_areas,
+)
+from errsig.io._write import (
+    EXTRA_META_NAME,
+    TRUTH_MODULE,
+    TRUTH_TRIALS,
+    json_object_hook,
+)
+from errsig.session import Session
+
+__all__ = ["read_session"]
+
+
+def read_session(
+    io: NWBHDF5IO,
+    nwbfile: NWBFile,
+    name: str,
+    mapping: dict[str, str],
+    area: str | None,
+) -> Session:
+    units_table = find_units_table(io, nwbfile, name)
+    spike_times, spike_index = read_spikes(units_table, name)
+    areas = unit_areas(nwbfile, units_table, area, name)
+    unit_columns, truth_units, trajectories = read_unit_columns(units_table)
+    units = pd.concat(
+        [pd.DataFrame({"area": areas}, index=unit_columns.index), unit_columns],
+        axis=1,
+    )
+
+    trials = read_trials(nwbfile, mapping, name)
+    extra = _extra_meta(nwbfile)
+    behavior = read_behavior(nwbfile, name, extra.get("behavior_sampling"))
+    units = _reorder(units, extra.get("units_columns"))
+    trials = _reorder(trials, extra.get("trials_columns"))
+
+    meta = {
+        **extra.get("meta", {}),
+        "session_id": nwbfile.session_id,
+        "identifier": nwbfile.identifier,
+        "subject": _subject(nwbfile),
+        "source_file": name,
+        "session_start_time": nwbfile.session_start_time,
+        "session_description": nwbfile.session_description,
+    }
+    if units_table.resolution is not None and np.isfinite(units_table.resolution):
+        meta["spike_time_resolution"] = float(units_table.resolution)
+    truth = _truth(nwbfile, truth_units, trajectories, extra)
+    if truth is not None:
+        meta["truth"] = truth
+
+    return Session(
+        spike_times=spike_times,
+        spike_index=spike_index,
+        units=units,
+        trials=trials,
+        behavior=behavior,
+        meta=meta,
+    )
+
+
+def _subject(nwbfile: NWBFile) -> dict | None:
+    subject = nwbfile.subject
+    if subject is None:
+        return None
+    fields = ("subject_id", "species", "sex", "age", "description")
+    return {key: getattr(subject, key, None) for key in fields}
+
+
+def _extra_meta(nwbfile: NWBFile) -> dict:
+    if EXTRA_META_NAME not in nwbfile.scratch:
+        return {}
+    text = nwbfile.get_scratch(EXTRA_META_NAME)
+    if isinstance(text, bytes | np.ndarray):
+        text = np.asarray(text).item()
+        text = text.decode() if isinstance(text, bytes) else text
+    return json.loads(text, object_hook=json_object_hook)
+
+
+def _reorder(frame: pd.DataFrame, order: list[str] | None) -> pd.DataFrame:
+    if order is not None and sorted(order) == sorted(map(str, frame.columns)):
+        return frame[order]
+    return frame
+
+
+def _truth(
+    nwbfile: NWBFile,
+    truth_units: pd.DataFrame,
+    trajectories: dict,
+    extra: dict,
+) -> dict | None:
+    truth = dict(extra.get("truth", {}))
+    if len(truth_units.columns):
+        truth["units"] = _reorder(truth_units, extra.get("truth_units_columns"))
+    if trajectories:
+        truth["unit_trial"] = trajectories
+    module = nwbfile.processing.get(TRUTH_MODULE)
+    if module is not None and TRUTH_TRIALS in module.data_interfaces:
+        trials = table_to_frame(module[TRUTH_TRIALS])
+        trials.index.name = None
+        truth["trials"] = _reorder(trials, extra.get("truth_trials_columns"))
+    if not truth and not extra.get("has_truth"):
+        return None
+    return truth
