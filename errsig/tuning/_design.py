@@ -1,0 +1,214 @@
+"""Input checks and the cosine-tuning design shared by the tuning analyses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from errsig._exceptions import ColumnError, ErrsigError, InsufficientDataError
+
+__all__ = [
+    "TUNING_TERMS",
+    "check_dataset",
+    "cosine_design",
+    "epoch_counts",
+    "wrap_angle",
+]
+
+#: Names of the cosine-tuning terms, in the order of the design's columns.
+TUNING_TERMS = ("baseline", "cos", "sin")
+
+#: Covariates computed from the behaviour in the epoch rather than read as-is.
+BEHAVIOUR_COVARIATES = {
+    "speed": "mean hand speed in the epoch (from `kinematics`)",
+    "velocity_x": "mean hand velocity along x in the epoch (from `kinematics`)",
+    "velocity_y": "mean hand velocity along y in the epoch (from `kinematics`)",
+    "force_x": "mean hand force along x in the epoch (from `force`)",
+    "force_y": "mean hand force along y in the epoch (from `force`)",
+    "force": "mean hand force magnitude in the epoch (from `force`)",
+}
+
+
+def wrap_angle(angle: np.ndarray) -> np.ndarray:
+    """Wrap angles to [-π, π).
+
+    Parameters
+    ----------
+    angle : numpy.ndarray
+        Angles in radians.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from errsig.tuning._design import wrap_angle
+    >>> float(wrap_angle(np.array(3 * np.pi / 2))) == -np.pi / 2
+    True
+    """
+    return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+
+
+def check_dataset(ds: object, *, need: Sequence[str] = ()) -> xr.Dataset:
+    """Check that ``ds`` is a binned dataset with counts and target angles.
+
+    Parameters
+    ----------
+    ds : object
+        What the user passed.
+    need : sequence of str, default=()
+        Further trial variables or coordinates the caller needs.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise ErrsigError(
+            f"`ds` must be the xarray.Dataset that errsig.bin_trials returns; got "
+            f"{type(ds).__name__}."
+        )
+    source = ds.attrs.get("source") or "the dataset"
+    if "counts" not in ds or set(ds["counts"].dims) != {"trial", "unit", "time"}:
+        raise ColumnError(
+            f"`counts` (trial, unit, time) is missing from {source}; build the dataset "
+            "with errsig.bin_trials(session, ...)."
+        )
+    for name in ("target_angle", *need):
+        if name not in ds.variables:
+            raise ColumnError(
+                f"{name!r} is missing from {source}; it must be a trial variable. "
+                f"Map the file's column onto it with read_nwb(path, columns="
+                f"{{{name!r}: '<file column>'}}) before binning."
+            )
+    angle = np.asarray(ds["target_angle"].values, dtype=np.float64)
+    if not np.all(np.isfinite(angle)):
+        raise ErrsigError(
+            f"'target_angle' of {source} has {int((~np.isfinite(angle)).sum())} "
+            "non-finite values; drop those trials first (ds.isel(trial=...))."
+        )
+    return ds
+
+
+def epoch_counts(
+    ds: xr.Dataset, epoch: tuple[float, float] | None
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Spike counts summed over the bins whose centres lie in ``epoch``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Binned dataset.
+    epoch : tuple of float or None
+        ``(start, stop)`` in seconds relative to the alignment event; ``None``
+        takes every bin.
+
+    Returns
+    -------
+    counts : numpy.ndarray
+        Shape ``(n_units, n_trials)``, float64.
+    epoch : tuple of float
+        The epoch actually used.
+    """
+    time = np.asarray(ds["time"].values, dtype=np.float64)
+    if epoch is None:
+        half_bin = float(ds.attrs.get("bin_size", 0.0)) / 2
+        counts = ds["counts"].sum("time").transpose("unit", "trial")
+        used = (float(time.min() - half_bin), float(time.max() + half_bin))
+        return counts.values.astype(np.float64), used
+    try:
+        start, stop = (float(value) for value in epoch)
+    except (TypeError, ValueError):
+        raise ErrsigError(
+            f"`epoch` must be None or a pair (start, stop) in seconds; got {epoch!r}."
+        ) from None
+    inside = (time >= start) & (time < stop)
+    if not inside.any():
+        raise ErrsigError(
+            f"`epoch`={epoch!r} holds no time bin; the bin centres run from "
+            f"{time.min():g} to {time.max():g} s relative to "
+            f"{ds.attrs.get('align', 'the alignment event')!r}."
+        )
+    counts = ds["counts"].isel(time=np.flatnonzero(inside)).sum("time")
+    counts = counts.transpose("unit", "trial").values.astype(np.float64)
+    return counts, (start, stop)
+
+
+def cosine_design(
+    ds: xr.Dataset,
+    covariates: Sequence[str] | None,
+    epoch: tuple[float, float],
+) -> tuple[np.ndarray, list[str]]:
+    """Design matrix ``[1, cos θ, sin θ, covariates...]`` of every trial.
+
+    Covariates are centred and scaled to unit standard deviation, so that the
+    baseline term is the log rate at the session's mean covariate values.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Binned dataset.
+    covariates : sequence of str or None
+        Names from :data:`BEHAVIOUR_COVARIATES` or trial variables of ``ds``.
+    epoch : tuple of float
+        Epoch over which behavioural covariates are averaged.
+
+    Returns
+    -------
+    design : numpy.ndarray
+        Shape ``(n_trials, 3 + n_covariates)``.
+    terms : list of str
+        Column names.
+    """
+    angle = np.asarray(ds["target_angle"].values, dtype=np.float64)
+    columns = [np.ones_like(angle), np.cos(angle), np.sin(angle)]
+    terms = list(TUNING_TERMS)
+    if isinstance(covariates, str):
+        covariates = [covariates]
+    for name in covariates or ():
+        values = _covariate(ds, name, epoch)
+        spread = values.std()
+        if not np.all(np.isfinite(values)) or spread == 0:
+            raise ErrsigError(
+                f"covariate {name!r} is constant or has non-finite values in the "
+                "epoch; drop it from `covariates` or drop those trials."
+            )
+        columns.append((values - values.mean()) / spread)
+        terms.append(name)
+    return np.column_stack(columns), terms
+
+
+def _covariate(ds: xr.Dataset, name: str, epoch: tuple[float, float]) -> np.ndarray:
+    if name in BEHAVIOUR_COVARIATES:
+        source = "force" if name.startswith("force") else "kinematics"
+        if source not in ds:
+            raise ColumnError(
+                f"covariate {name!r} needs `{source}` (trial, time, component) in the "
+                "dataset, which has none; bin a session with hand "
+                f"{'force' if source == 'force' else 'velocity'} behaviour."
+            )
+        series = ds[source].sel(time=slice(epoch[0], epoch[1])).mean("time")
+        series = series.transpose("trial", "component").values
+        if name in ("speed", "force"):
+            return np.hypot(series[:, 0], series[:, 1])
+        return series[:, 0 if name.endswith("_x") else 1]
+    if name in ds.variables and ds[name].dims == ("trial",):
+        return np.asarray(ds[name].values, dtype=np.float64)
+    trial_variables = [v for v in ds.variables if ds[v].dims == ("trial",)]
+    raise ColumnError(
+        f"covariate {name!r} is neither one of {sorted(BEHAVIOUR_COVARIATES)} nor a "
+        f"trial variable of the dataset; trial variables: {trial_variables}."
+    )
+
+
+def require_trials(n_trials: int, minimum: int, what: str) -> None:
+    """Raise :class:`InsufficientDataError` when there are too few trials."""
+    if n_trials < minimum:
+        raise InsufficientDataError(
+            f"{what} needs at least {minimum} trials; the dataset has {n_trials}. "
+            "Use a smaller `window` or a longer session."
+        )
