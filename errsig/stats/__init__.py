@@ -1,0 +1,25 @@
+"""Statistics for trial-based neural data during learning.
+
+Nulls that respect learning (:func:`null_targets`, :func:`draw_pseudosessions`),
+permutation p-values (:func:`permutation_pvalues`) and corrections over families
+of tests (:func:`correct`: max-statistic, cluster, FDR), with
+:func:`onset_latency` and :func:`bootstrap_interval` for latencies and intervals.
+See ``docs/statistics.md`` for the methods and their assumptions.
+"""
+
+from errsig.stats._corrections import CorrectionResult, correct, onset_latency
+from errsig.stats._nulls import NULLS, NullDraw, null_targets, observed_target
+from errsig.stats._pseudosession import draw_pseudosessions
+from errsig.stats._pvalues import permutation_pvalues
+
+__all__ = [
+    "NULLS",
+    "CorrectionResult",
+    "NullDraw",
+    "correct",
+    "draw_pseudosessions",
+    "null_targets",
+    "observed_target",
+    "onset_latency",
+    "permutation_pvalues",
+]

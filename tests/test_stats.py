@@ -1,0 +1,327 @@
+"""Permutation p-values and family-wise / FDR corrections (errsig.stats)."""
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import ndimage, stats
+from statsmodels.stats.multitest import multipletests
+
+from errsig import ErrsigError
+from errsig.stats import correct, onset_latency, permutation_pvalues
+
+ALPHA = 0.05
+
+
+def binomial_interval(n_reps, rate=ALPHA, confidence=0.95):
+    """Range of rejection fractions compatible with the nominal rate."""
+    low, high = stats.binom.interval(confidence, n_reps, rate)
+    return low / n_reps, high / n_reps
+
+
+# ----------------------------------------------------------------- p-values
+
+
+@pytest.mark.parametrize(
+    ("observed", "alternative", "expected"),
+    [
+        (0.5, "greater", 3 / 5),  # 0.5 (tie) and 0.9
+        (0.5, "less", 4 / 5),  # 0.1, 0.3, 0.5 (tie)
+        (0.5, "two-sided", 1.0),
+        (0.95, "greater", 1 / 5),
+        (0.95, "less", 5 / 5),
+        (0.95, "two-sided", 2 / 5),
+        (0.0, "less", 1 / 5),
+    ],
+)
+def test_pvalue_hand_case(observed, alternative, expected):
+    null = np.array([0.1, 0.5, 0.9, 0.3])
+    pvalue = permutation_pvalues(observed, null, alternative=alternative)
+    assert pvalue == pytest.approx(expected, abs=1e-15)
+
+
+def test_pvalue_nan_observed_and_nan_surrogates():
+    null = np.array([[np.nan, 0.0], [1.0, 0.0], [2.0, np.nan]])
+    pvalues = permutation_pvalues([1.5, np.nan], null)
+    # test 0: two valid surrogates, one (2.0) as large -> (1 + 1) / (2 + 1)
+    assert pvalues[0] == pytest.approx(2 / 3)
+    assert np.isnan(pvalues[1])
+    assert np.isnan(permutation_pvalues(1.0, [np.nan, np.nan]))
+
+
+def test_pvalue_counts_rounding_ties_as_exceedances():
+    values = np.random.default_rng(3).normal(size=50)
+    observed = np.sum(values)
+    null = np.array([np.sum(values[::-1]), np.sum(np.sort(values)), -1e9])
+    assert permutation_pvalues(observed, null) == pytest.approx(3 / 4)
+
+
+def test_pvalue_broadcasts_a_shared_null():
+    null = np.arange(9.0)[:, None]
+    assert permutation_pvalues([8.0, 0.0], null).tolist() == [0.2, 1.0]
+
+
+def test_pvalues_uniform_under_the_null(seed):
+    rng = np.random.default_rng(seed)
+    n_tests, n_surrogates = 3000, 999
+    draws = rng.standard_t(3, size=(n_surrogates + 1, n_tests))
+    pvalues = permutation_pvalues(draws[0], draws[1:])
+    assert stats.kstest(pvalues, "uniform").pvalue > 0.001
+    for alternative in ("less", "two-sided"):
+        pvalues = permutation_pvalues(draws[0], draws[1:], alternative=alternative)
+        assert stats.kstest(pvalues, "uniform").pvalue > 0.001
+
+
+def test_pvalues_exact_level_with_few_surrogates():
+    # With P = 19 exchangeable surrogates, P(p <= 0.05) is exactly 1 / 20.
+    rng = np.random.default_rng(11)
+    draws = rng.normal(size=(20, 20000))
+    rejected = permutation_pvalues(draws[0], draws[1:]) <= ALPHA
+    assert stats.binomtest(int(rejected.sum()), rejected.size, ALPHA).pvalue > 0.01
+
+
+# ---------------------------------------------------------------- maxstat
+
+
+def test_maxstat_hand_case():
+    observed = np.array([3.0, 1.0])
+    null = np.array([[2.0, 0.0], [0.5, 4.0], [1.0, 1.0]])
+    result = correct(observed, null, method="maxstat")
+    assert result.null_max.tolist() == [2.0, 4.0, 1.0]
+    assert result.p.tolist() == [2 / 4, 4 / 4]
+    assert result.p_floor == pytest.approx(1 / 4)
+    less = correct(-observed, -null, method="maxstat", alternative="less")
+    np.testing.assert_allclose(less.p, result.p)
+
+
+def _correlated_null_family(rng, n_reps, n_draws, shape, scales=None):
+    """Exchangeable draws (data + surrogates) of a family with shared noise."""
+    shared = rng.normal(size=(n_reps, n_draws, 1, *shape[1:]))
+    draws = 0.6 * shared + 0.8 * rng.normal(size=(n_reps, n_draws, *shape))
+    if scales is not None:
+        draws = draws * scales
+    return draws
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_maxstat_family_wise_error_rate(standardize):
+    rng = np.random.default_rng(2024)
+    n_reps, n_surrogates = 400, 99
+    scales = np.linspace(0.2, 3.0, 12)
+    draws = _correlated_null_family(rng, n_reps, n_surrogates + 1, (12,), scales)
+    any_rejected = [
+        correct(rep[0], rep[1:], standardize=standardize).significant.any()
+        for rep in draws
+    ]
+    low, high = binomial_interval(n_reps)
+    assert low <= np.mean(any_rejected) <= high
+
+
+def test_maxstat_standardization_recovers_power_on_narrow_tests():
+    rng = np.random.default_rng(5)
+    scales = np.r_[10.0, np.ones(9)]  # one test with a wide null swamps the max
+    null = rng.normal(size=(499, 10)) * scales
+    observed = rng.normal(size=10) * scales
+    observed[4] = 4.5
+    plain = correct(observed, null)
+    standardized = correct(observed, null, standardize=True)
+    assert not plain.significant[4]
+    assert standardized.significant[4]
+    assert standardized.significant.sum() == 1
+
+
+def test_maxstat_two_sided_finds_negative_effects():
+    rng = np.random.default_rng(6)
+    null = rng.normal(size=(999, 5))
+    observed = np.array([0.0, -5.0, 0.3, 5.0, 0.0])
+    result = correct(observed, null, alternative="two-sided")
+    assert result.significant.tolist() == [False, True, False, True, False]
+
+
+def test_nan_tests_are_left_out_of_the_family():
+    null = np.random.default_rng(0).normal(size=(99, 3))
+    result = correct([np.nan, 10.0, 0.0], null)
+    assert np.isnan(result.p[0]) and not result.significant[0]
+    assert result.p[1] == pytest.approx(0.01)
+
+
+# ---------------------------------------------------------------- cluster
+
+
+def test_cluster_hand_case():
+    observed = np.array([0.0, 2.0, 3.0, 0.0, 5.0])
+    null = np.array(
+        [
+            [0.0, 0.0, 0.0, 0.0, 0.0],  # no cluster
+            [2.5, 2.5, 0.0, 0.0, 0.0],  # mass 1.5 + 1.5 = 3
+            [0.0, 0.0, 0.0, 0.0, 6.0],  # mass 5
+        ]
+    )
+    result = correct(observed, null, method="cluster", time_axis=0, cluster_threshold=1)
+    assert result.clusters.tolist() == [0, 1, 1, 0, 2]
+    # observed masses: (2 - 1) + (3 - 1) = 3 and 5 - 1 = 4
+    assert result.null_max.tolist() == [-np.inf, 3.0, 5.0]
+    assert result.cluster_p.tolist() == [3 / 4, 2 / 4]
+    assert result.p.tolist() == [1.0, 3 / 4, 3 / 4, 1.0, 2 / 4]
+
+
+def test_cluster_runs_do_not_join_across_units():
+    observed = np.array([[0.0, 0.0, 2.0], [2.0, 0.0, 0.0]])
+    null = np.zeros((4, 2, 3))
+    result = correct(observed, null, method="cluster", time_axis=1, cluster_threshold=1)
+    assert result.clusters.tolist() == [[0, 0, 1], [2, 0, 0]]
+    by_time_first = correct(
+        observed.T,
+        null.transpose(0, 2, 1),
+        method="cluster",
+        time_axis=0,
+        cluster_threshold=1,
+    )
+    np.testing.assert_array_equal(by_time_first.clusters.T > 0, result.clusters > 0)
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_cluster_family_wise_error_rate_on_smooth_series(standardize):
+    rng = np.random.default_rng(77)
+    n_reps, n_surrogates, n_units, n_times = 300, 99, 4, 30
+    white = rng.normal(size=(n_reps, n_surrogates + 1, n_units, n_times))
+    smooth = ndimage.gaussian_filter1d(white, sigma=2.0, axis=-1)
+    smooth *= np.array([1.0, 2.0, 0.5, 1.0])[:, None]
+    any_rejected = [
+        correct(
+            rep[0], rep[1:], method="cluster", time_axis=1, standardize=standardize
+        ).significant.any()
+        for rep in smooth
+    ]
+    low, high = binomial_interval(n_reps)
+    assert low <= np.mean(any_rejected) <= high
+
+
+def test_cluster_has_more_power_than_maxstat_for_extended_effects():
+    rng = np.random.default_rng(8)
+    null = ndimage.gaussian_filter1d(rng.normal(size=(499, 3, 40)), 2.0, axis=-1)
+    observed = ndimage.gaussian_filter1d(rng.normal(size=(3, 40)), 2.0, axis=-1)
+    observed[1, 10:30] += 0.9
+    clusters = correct(observed, null, method="cluster", time_axis=1)
+    maxstat = correct(observed, null, method="maxstat")
+    assert clusters.significant[1].sum() > maxstat.significant[1].sum()
+    assert not clusters.significant[[0, 2]].any()
+
+
+# -------------------------------------------------------------------- fdr
+
+
+def test_fdr_equals_statsmodels_bh_on_the_pooled_null():
+    rng = np.random.default_rng(9)
+    null = rng.normal(size=(199, 30)) * 2.0 + 1.0
+    observed = rng.normal(size=30) * 2.0 + 1.0
+    observed[:5] += 8.0
+    result = correct(observed, null, method="fdr")
+
+    pooled = np.concatenate([observed[None], null])
+    z_obs = (observed - pooled.mean(0)) / pooled.std(0)
+    z_null = (null - pooled.mean(0)) / pooled.std(0)
+    raw = np.array([(1 + np.sum(z_null >= z)) / (z_null.size + 1) for z in z_obs])
+    reject, expected, _, _ = multipletests(raw, alpha=ALPHA, method="fdr_bh")
+    np.testing.assert_allclose(result.p, expected)
+    np.testing.assert_array_equal(result.significant, reject)
+    assert result.p_floor == pytest.approx(1 / (199 * 30 + 1))
+    assert result.significant[:5].all()
+
+
+def test_fdr_can_reject_where_per_test_pvalues_cannot():
+    # 99 surrogates, 200 tests: per-test p >= 0.01 > 0.05 / 200 for every test.
+    rng = np.random.default_rng(10)
+    null = rng.normal(size=(99, 200))
+    observed = rng.normal(size=200)
+    observed[:10] = 6.0
+    per_test = permutation_pvalues(observed, null)
+    bh_on_per_test = multipletests(per_test, alpha=ALPHA, method="fdr_bh")[0]
+    result = correct(observed, null, method="fdr")
+    assert not bh_on_per_test.any()
+    assert result.significant[:10].all() and result.significant.sum() <= 12
+
+
+def test_fdr_error_rate_under_the_global_null():
+    rng = np.random.default_rng(12)
+    n_reps = 300
+    draws = _correlated_null_family(rng, n_reps, 100, (20,))
+    any_rejected = [
+        correct(rep[0], rep[1:], method="fdr").significant.any() for rep in draws
+    ]
+    # Under the global null the FDR is the family-wise error rate: at most α.
+    assert np.mean(any_rejected) <= binomial_interval(n_reps)[1]
+
+
+def test_none_returns_per_test_pvalues():
+    rng = np.random.default_rng(13)
+    null = rng.normal(size=(50, 4))
+    observed = rng.normal(size=4)
+    result = correct(observed, null, method="none", alternative="two-sided")
+    expected = permutation_pvalues(observed, null, alternative="two-sided")
+    np.testing.assert_array_equal(result.p, expected)
+    assert result.p_floor == pytest.approx(1 / 51)
+
+
+# ---------------------------------------------------------------- latency
+
+
+def test_onset_latency_arrays_and_runs():
+    significant = np.array([[0, 1, 0, 1, 1, 1], [0, 0, 0, 0, 0, 0]], dtype=bool)
+    time = np.arange(6) * 0.1
+    np.testing.assert_allclose(onset_latency(significant, time, axis=1), [0.1, np.nan])
+    np.testing.assert_allclose(
+        onset_latency(significant, time, axis=1, min_bins=2), [0.3, np.nan]
+    )
+    np.testing.assert_allclose(
+        onset_latency(significant.T, time, axis=0, min_bins=7), [np.nan, np.nan]
+    )
+
+
+def test_onset_latency_dataarray():
+    significant = xr.DataArray(
+        np.array([[0, 0, 1], [1, 1, 1]], dtype=bool),
+        dims=("unit", "time"),
+        coords={"unit": ["a", "b"], "time": [0.0, 0.02, 0.04]},
+    )
+    latency = onset_latency(significant)
+    assert latency.dims == ("unit",)
+    assert latency.sel(unit="a").item() == pytest.approx(0.04)
+    assert latency.sel(unit="b").item() == pytest.approx(0.0)
+
+
+# ----------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"method": "bonferroni"}, "`method` must be one of"),
+        ({"alternative": "bigger"}, "`alternative` must be one of"),
+        ({"alpha": 1.5}, r"`alpha` must be a number in \(0, 1\)"),
+        ({"alpha": "high"}, "`alpha` must be a number"),
+        ({"method": "cluster"}, "needs `time_axis`"),
+        ({"method": "cluster", "time_axis": 2}, "out of range"),
+        ({"method": "cluster", "time_axis": 0.5}, "must be an integer"),
+    ],
+)
+def test_correct_errors(kwargs, match):
+    with pytest.raises(ErrsigError, match=match):
+        correct(np.zeros(3), np.zeros((5, 3)), **kwargs)
+
+
+def test_shape_errors():
+    with pytest.raises(ErrsigError, match="first axis must index surrogates"):
+        permutation_pvalues(np.zeros(3), np.zeros((5, 4)))
+    with pytest.raises(ErrsigError, match="at least one surrogate"):
+        permutation_pvalues(np.zeros(3), np.zeros((0, 3)))
+    with pytest.raises(ErrsigError, match="`alternative` must be one of"):
+        permutation_pvalues(0.0, [1.0], alternative="both")
+
+
+def test_onset_latency_errors():
+    with pytest.raises(ErrsigError, match="`time` has 2 values"):
+        onset_latency(np.zeros((2, 3), dtype=bool), [0.0, 0.1])
+    with pytest.raises(ErrsigError, match="`time` is required"):
+        onset_latency(np.zeros(3, dtype=bool))
+    with pytest.raises(ErrsigError, match="not a dimension"):
+        onset_latency(xr.DataArray(np.zeros(3, dtype=bool), dims="bin"))
