@@ -193,12 +193,15 @@ def test_event_times_relative_to_trial_start_are_converted(tmp_path):
 
 def test_session_clock_events_are_left_alone(tmp_path):
     trials = {
-        "start_time": [300.0, 310.0],
-        "stop_time": [305.0, 315.0],
-        "cue_time": [301.0, 311.0],
+        "start_time": [300.0, 310.0, 320.0],
+        "stop_time": [305.0, 315.0, 325.0],
+        "cue_time": [301.0, 311.0, 321.0],
+        "fixation_time": [299.0, 309.0, 319.0],  # before its trial, session clock
     }
     path = write_with_trials(tmp_path, trials)
-    np.testing.assert_array_equal(read_nwb(path).trials["cue_time"], [301.0, 311.0])
+    read = read_nwb(path).trials
+    np.testing.assert_array_equal(read["cue_time"], trials["cue_time"])
+    np.testing.assert_array_equal(read["fixation_time"], trials["fixation_time"])
 
 
 def test_area_argument_column_or_constant(tmp_path):

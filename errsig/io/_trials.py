@@ -213,15 +213,19 @@ def _to_session_clock(trials: pd.DataFrame, name: str) -> None:
         if trials[column].to_numpy().dtype.kind not in "iuf":
             continue
         values = trials[column].to_numpy(dtype=np.float64)
-        both = np.isfinite(values) & np.isfinite(start)
-        if both.sum() >= 2 and np.all(values[both] < start[both]):
+        # Relative times stay small while start_time grows: every event comes
+        # before the first trial starts. (Session-clock events that merely
+        # precede their own trial's start, like a fixation cross, track
+        # start_time and fail this test.)
+        finite = values[np.isfinite(values)]
+        if len(finite) >= 2 and finite.max() < np.nanmin(start):
             trials[column] = values + start
             relative.append(column)
     if relative:
         warnings.warn(
-            f"the event columns {relative} of {name} are earlier than start_time on "
-            "every trial, so they count from trial start; start_time was added to "
-            "convert them to the session clock.",
+            f"the event columns {relative} of {name} are all earlier than the first "
+            "trial's start_time, so they count from trial start; start_time was "
+            "added to convert them to the session clock.",
             DataRepairWarning,
             stacklevel=_WARN_LEVEL,
         )
