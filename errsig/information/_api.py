@@ -1,0 +1,732 @@
+"""``mutual_information``: which units and areas carry information about what.
+
+The analysis takes the trial-aligned dataset of :func:`errsig.bin_trials`,
+estimates the MI between every unit's (or every area's) activity in every time
+bin and a trial variable, and tests each estimate against surrogate targets
+drawn by :func:`errsig.stats.null_targets`, corrected over the whole family of
+units × time bins by :func:`errsig.stats.correct`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import xarray as xr
+
+from errsig._exceptions import (
+    ColumnError,
+    DataRepairWarning,
+    ErrsigError,
+    InsufficientDataError,
+)
+from errsig._validation import check_positive_int, check_rng
+from errsig.information import _engine
+from errsig.information._binned import BIAS_CORRECTIONS, binned_mi_batch
+from errsig.information._copula import Ties, copnorm
+from errsig.information._ksg import ksg_mi
+
+__all__ = ["mutual_information"]
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("gcmi", "binned", "ksg")
+NULLS = ("pseudosession", "shuffle", "circular_shift", "linear_shift", "session")
+CORRECTIONS = ("maxstat", "cluster", "fdr", "none")
+
+#: Trial variables the behavioural nulls redraw; a ``given`` among them is drawn
+#: jointly with the target, any other ``given`` is held fixed with the neurons.
+BEHAVIOURAL = ("error", "error_magnitude", "reward")
+
+#: Trials per dimension of the population estimate: an area's activity is
+#: reduced to at most ``n_trials // TRIALS_PER_COMPONENT`` principal components.
+TRIALS_PER_COMPONENT = 20
+
+#: Upper bound on the number of principal components per area.
+MAX_COMPONENTS = 10
+
+
+@dataclass
+class _TrialVariable:
+    """A target or conditioning variable, observed (row 0) and surrogates."""
+
+    name: str
+    values: np.ndarray  # (n_draws, n_trials, n_dims), or per time bin (see below)
+    discrete: bool
+    per_time: bool = False  # values (n_time, n_trials, n_dims), held fixed
+
+
+def mutual_information(
+    ds: xr.Dataset,
+    target: str,
+    *,
+    given: str | None = None,
+    method: Literal["gcmi", "binned", "ksg"] = "gcmi",
+    by: Literal["area"] | None = None,
+    null: Literal[
+        "pseudosession", "shuffle", "circular_shift", "linear_shift"
+    ] = "pseudosession",
+    n_perm: int = 1000,
+    correction: Literal["maxstat", "cluster", "fdr", "none"] = "maxstat",
+    alpha: float = 0.05,
+    rng: int | np.random.Generator | None = None,
+    progress: bool = False,
+    ties: Ties = "average",
+    bias: str = "panzeri-treves",
+    k: int = 3,
+) -> xr.Dataset:
+    """Mutual information between neural activity and a trial variable, with tests.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Trial-aligned data from :func:`errsig.bin_trials`: ``counts`` (trial,
+        unit, time), ``error`` (trial, component) and trial coordinates.
+    target : str
+        ``"error"`` (the 2-D error vector), ``"error_magnitude"`` (its length),
+        ``"reward"``, or the name of any variable or coordinate on ``trial``.
+        Bool, integer and string variables are discrete (classes); floating
+        ones are continuous.
+    given : str, optional
+        Condition on this variable: conditional MI ``I(activity; target |
+        given)``. ``"kinematics"`` (or any variable on (trial, time[,
+        component])) is taken bin by bin and held fixed with the neurons; the
+        behavioural variables ``"error"``, ``"error_magnitude"`` and
+        ``"reward"`` are redrawn jointly with the target in every surrogate;
+        any other trial variable is held fixed. Only with ``method="gcmi"``
+        and a continuous target.
+    method : {"gcmi", "binned", "ksg"}, default="gcmi"
+        Estimator: Gaussian copula (:func:`gcmi_continuous`,
+        :func:`gcmi_discrete`, :func:`gccmi`), plug-in on binned counts with a
+        bias correction (:func:`binned_mi`), or k-nearest neighbours
+        (:func:`ksg_mi`, slow: one tree search per test and surrogate).
+    by : {"area"}, optional
+        ``None`` estimates per unit; ``"area"`` pools each area's units into
+        one multivariate GCMI per time bin, after reducing them to at most
+        ``min(10, n_trials // 20)`` principal components.
+    null : str, default="pseudosession"
+        Surrogate targets, from :func:`errsig.stats.null_targets`:
+        ``"pseudosession"`` redraws error and reward from the adaptation model
+        fitted to the session, which keeps their slow trends across trials;
+        ``"shuffle"`` ignores trial order and is offered only for comparison
+        (it is anti-conservative on learning data, see
+        ``docs/validation-information.md``); ``"circular_shift"`` and
+        ``"linear_shift"`` assume stationarity (the latter estimates MI on a
+        central window of trials only). ``"session"`` needs several sessions
+        and is not available for one dataset.
+    n_perm : int, default=1000
+        Number of surrogates.
+    correction : {"maxstat", "cluster", "fdr", "none"}, default="maxstat"
+        Correction over all tests (units × time bins, or areas × time bins) by
+        :func:`errsig.stats.correct`; each test's statistic is standardised
+        by its own null first. "cluster" forms clusters along time.
+    alpha : float, default=0.05
+        Level for ``significant``.
+    rng : None, int or numpy.random.Generator, optional
+        Randomness of the surrogates (and of tie-breaking with
+        ``ties="random"``).
+    progress : bool, default=False
+        Show progress bars (only on a terminal).
+    ties : {"average", "random"}, default="average"
+        How tied counts are ranked by the copula normalisation (gcmi), see
+        :func:`copnorm`; also the tie-breaking jitter of ksg (``"random"``
+        there always).
+    bias : {"panzeri-treves", "quadratic", "shuffle", "none"}, default="panzeri-treves"
+        Bias correction of ``method="binned"``.
+    k : int, default=3
+        Neighbours of ``method="ksg"``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mi`` (unit, time) or (area, time) in bits, bias-corrected, negative
+        values kept; ``p`` (corrected) and ``significant``; ``p_uncorrected``;
+        ``null_mean`` and ``null_std`` of the surrogate MI; ``masked`` (True
+        where a unit's counts do not vary, so MI is NaN); ``onset_latency``
+        (per unit, or per area with ``by="area"``: the first significant time
+        bin; per area from a per-unit result with
+        ``result.onset_latency.groupby("area").min()``). Attrs record every
+        parameter, the seed and ``p_floor``.
+
+    Raises
+    ------
+    ColumnError
+        If ``target`` or ``given`` is not in ``ds``.
+    ErrsigError
+        On an unknown option or an unsupported combination.
+    InsufficientDataError
+        With too few trials for the estimate.
+
+    Warns
+    -----
+    DataRepairWarning
+        When units or time bins with constant counts are masked.
+
+    See Also
+    --------
+    gcmi_continuous, gcmi_discrete, gccmi, binned_mi, ksg_mi
+    errsig.stats.null_targets, errsig.stats.correct
+
+    Notes
+    -----
+    With ``method="gcmi"`` every surrogate is evaluated in one matrix
+    product against the copula-normalised activity (``docs/methods.md``), so
+    1000 surrogates cost about as much as a few plain correlations. The
+    observed MI and the surrogates' MI go through the same estimator, so the
+    bias correction does not affect the p-values; it only makes ``mi``
+    comparable across units and sessions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xarray as xr
+    >>> from errsig.information import mutual_information
+    >>> rng = np.random.default_rng(0)
+    >>> error = rng.normal(0, 0.01, (200, 2))
+    >>> rate = np.exp(1 + 60 * error[:, :1, None] * np.ones((1, 3, 4)))
+    >>> rate[:, 1:] = np.e  # units 1 and 2 ignore the error
+    >>> ds = xr.Dataset(
+    ...     {"counts": (("trial", "unit", "time"), rng.poisson(rate)),
+    ...      "error": (("trial", "component"), error)},
+    ...     coords={"area": ("unit", ["M1"] * 3), "time": [0.0, 0.1, 0.2, 0.3]},
+    ... )
+    >>> result = mutual_information(ds, "error", null="shuffle", n_perm=199, rng=1)
+    >>> result["significant"].any("time").values
+    array([ True, False, False])
+    """
+    _check_options(method, by, null, correction, alpha, given, bias, k)
+    n_perm = check_positive_int(n_perm, "n_perm")
+    counts = _counts(ds)
+    seed, generator = _seed(rng)
+    null_stream, tie_stream = generator.spawn(2)
+
+    target_variable, given_variable, neural_trials = _draw_variables(
+        ds, target, given, n_perm, null, null_stream
+    )
+    if neural_trials is not None:
+        counts = counts.isel(trial=neural_trials)
+    if given_variable is not None and (target_variable.discrete or method != "gcmi"):
+        raise ErrsigError(
+            f"`given`={given!r} needs method='gcmi' and a continuous target; got "
+            f"method={method!r} and target {target!r}"
+            f"{' (discrete)' if target_variable.discrete else ''}. Condition a "
+            "discrete target by splitting the trials instead."
+        )
+
+    if method == "gcmi" and by is None:
+        draws, masked = _gcmi_units(
+            counts, target_variable, given_variable, ties, tie_stream, progress
+        )
+    elif method == "gcmi":
+        draws, masked, n_components = _gcmi_areas(
+            ds, counts, target_variable, given_variable, ties, tie_stream, progress
+        )
+    elif method == "binned":
+        draws, masked = _binned_units(counts, target_variable, bias, progress)
+    else:
+        draws, masked = _ksg_units(counts, target_variable, k, tie_stream, progress)
+    _warn_masked(masked, by)
+
+    observed, surrogates = draws[0], draws[1:]
+    result = _test(observed, surrogates, correction, alpha)
+    dataset = _package(counts, by, observed, surrogates, masked, result)
+    dataset.attrs.update(
+        method=method,
+        target=target,
+        given=str(given),
+        null=null,
+        null_ignores_trial_order=int(null == "shuffle"),
+        n_perm=n_perm,
+        correction=correction,
+        alpha=float(alpha),
+        p_floor=float(result.p_floor),
+        seed=seed,
+        ties=ties,
+        bias_correction=_bias_label(method, bias),
+        statistic_standardized=int(result.standardized),
+        **({"k": k} if method == "ksg" else {}),
+        **({"n_components": n_components} if by == "area" else {}),
+    )
+    if null == "shuffle":
+        dataset.attrs["null_note"] = (
+            "trial shuffle: ignores trial order, so slow trends shared by the "
+            "activity and the target count as information (anti-conservative "
+            "on learning data)"
+        )
+    return dataset
+
+
+def _check_options(
+    method: str,
+    by: str | None,
+    null: str,
+    correction: str,
+    alpha: float,
+    given: str | None,
+    bias: str,
+    k: int,
+) -> None:
+    choices = {"method": (method, METHODS), "correction": (correction, CORRECTIONS)}
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ErrsigError(
+                f"`{name}` must be one of {', '.join(map(repr, allowed))}; got "
+                f"{value!r}."
+            )
+    if null == "session":
+        raise ErrsigError(
+            "null='session' pairs one session's neurons with another session's "
+            "behaviour, so it needs several sessions; it is not available for a "
+            "single dataset yet. Use null='pseudosession' (the default)."
+        )
+    if null not in NULLS:
+        raise ErrsigError(
+            f"`null` must be 'pseudosession', 'shuffle', 'circular_shift' or "
+            f"'linear_shift'; got {null!r}."
+        )
+    if by not in (None, "area"):
+        raise ErrsigError(f"`by` must be None or 'area'; got {by!r}.")
+    if by == "area" and method != "gcmi":
+        raise ErrsigError(
+            f"by='area' (a multivariate population estimate) needs method='gcmi'; "
+            f"got method={method!r}."
+        )
+    if not 0 < alpha < 1:
+        raise ErrsigError(f"`alpha` must lie in (0, 1); got {alpha!r}.")
+    if method == "binned" and bias not in BIAS_CORRECTIONS:
+        raise ErrsigError(
+            f"`bias` must be one of {', '.join(map(repr, BIAS_CORRECTIONS))}; got "
+            f"{bias!r}."
+        )
+    if method == "ksg":
+        check_positive_int(k, "k")
+
+
+def _counts(ds: xr.Dataset) -> xr.DataArray:
+    if not isinstance(ds, xr.Dataset) or "counts" not in ds:
+        raise ColumnError(
+            "`ds` must be the dataset of errsig.bin_trials with a `counts` "
+            "variable (trial, unit, time)."
+        )
+    counts = ds["counts"]
+    if "time" not in counts.dims:
+        counts = counts.expand_dims(time=[0.0], axis=-1)
+    missing = {"trial", "unit"} - set(counts.dims)
+    if missing:
+        raise ColumnError(
+            f"`counts` must have dimensions (trial, unit, time); it has "
+            f"{counts.dims}, missing {sorted(missing)}."
+        )
+    counts = counts.transpose("trial", "unit", "time")
+    if np.isnan(counts.values).any():
+        raise ErrsigError(
+            "`counts` contains NaN; drop the affected trials (ds.dropna('trial')) "
+            "before estimating MI."
+        )
+    if counts.sizes["trial"] < 10:
+        raise InsufficientDataError(
+            f"mutual_information needs at least 10 trials; the dataset has "
+            f"{counts.sizes['trial']}."
+        )
+    return counts
+
+
+def _seed(
+    rng: int | np.random.Generator | None,
+) -> tuple[str, np.random.Generator]:
+    """Return the generator and a record of its seed for the result's attrs."""
+    if isinstance(rng, np.random.Generator):
+        return "numpy Generator (seed not recorded)", rng
+    if rng is None:
+        rng = np.random.SeedSequence().entropy
+    return str(rng), check_rng(rng)
+
+
+def _draw_variables(
+    ds: xr.Dataset,
+    target: str,
+    given: str | None,
+    n_perm: int,
+    null: str,
+    rng: np.random.Generator,
+) -> tuple[_TrialVariable, _TrialVariable | None, np.ndarray | None]:
+    """Observed and surrogate target and conditioning values, and neural trials.
+
+    The neural trials are None except for the linear-shift null, which pairs
+    every surrogate with one fixed window of neural trials.
+    """
+    from errsig import stats
+
+    observed_target = _trial_values(ds, target, "target")
+    if given == target:
+        raise ErrsigError(
+            f"`given` and `target` are both {target!r}; conditioning a variable "
+            "on itself leaves no information."
+        )
+    if given in BEHAVIOURAL and target in BEHAVIOURAL:
+        joint = stats.null_targets(ds, [target, given], n_perm, null=null, rng=rng)
+        observed_given = _trial_values(ds, given, "given")
+        return (
+            _variable(target, observed_target, joint[target]),
+            _variable(given, observed_given, joint[given]),
+            getattr(joint[target], "neural_trials", None),
+        )
+
+    draws = stats.null_targets(ds, target, n_perm, null=null, rng=rng)
+    neural_trials = getattr(draws, "neural_trials", None)
+    fixed = None if given is None else _fixed_given(ds, given, neural_trials)
+    return _variable(target, observed_target, draws), fixed, neural_trials
+
+
+def _variable(name: str, observed: np.ndarray, draws: object) -> _TrialVariable:
+    observed = getattr(draws, "observed", observed)
+    surrogates = np.asarray(getattr(draws, "values", draws))
+    if surrogates.ndim == 2:
+        surrogates = surrogates[..., None]
+    observed = observed.reshape(len(observed), -1)
+    values = np.concatenate([observed[None], surrogates.astype(observed.dtype)])
+    return _TrialVariable(name, values, discrete=_is_discrete(observed))
+
+
+def _trial_values(ds: xr.Dataset, name: str, argument: str) -> np.ndarray:
+    from errsig import stats
+
+    try:
+        values = stats.observed_target(ds, name)
+    except ColumnError as error:
+        raise ColumnError(f"`{argument}`: {error}") from None
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        raise ErrsigError(
+            f"`{argument}`={name!r} is NaN on some trials; drop them first, e.g. "
+            f"ds.where(ds[{name!r}].notnull(), drop=True)."
+        )
+    return values
+
+
+def _fixed_given(
+    ds: xr.Dataset, given: str, neural_trials: np.ndarray | None
+) -> _TrialVariable:
+    """Copula-normalise a conditioning variable that is held fixed."""
+    if neural_trials is not None:
+        ds = ds.isel(trial=neural_trials)
+    if given in ds.variables and "time" in ds[given].dims:
+        variable = ds[given].transpose("trial", "time", ...)
+        if np.isnan(variable.values).any():
+            raise ErrsigError(
+                f"`given`={given!r} is NaN in some trials or bins; drop or fill "
+                "them before conditioning on it."
+            )
+        values = variable.values.reshape(variable.sizes["trial"], ds.sizes["time"], -1)
+        values = np.moveaxis(copnorm(values), 1, 0)  # (n_time, n_trials, n_dims)
+        return _TrialVariable(given, values, discrete=False, per_time=True)
+    observed = _trial_values(ds, given, "given")
+    if observed.dtype.kind not in "biuf":
+        raise ErrsigError(
+            f"`given`={given!r} is not numeric (dtype {observed.dtype}); conditional "
+            "MI needs a numeric conditioning variable."
+        )
+    observed = observed.reshape(len(observed), -1).astype(np.float64)
+    return _TrialVariable(given, copnorm(observed)[None], discrete=False)
+
+
+def _is_discrete(values: np.ndarray) -> bool:
+    return values.dtype.kind in "biuUSO"
+
+
+def _class_codes(variable: _TrialVariable) -> tuple[np.ndarray, int]:
+    values = variable.values[..., 0]
+    classes = np.unique(values[0])
+    codes = np.searchsorted(classes, values)
+    codes = np.minimum(codes, len(classes) - 1)
+    if (classes[codes] != values).any():
+        raise ErrsigError(
+            f"the surrogates of {variable.name!r} contain values the data do not; "
+            "this is a bug in the null, please report it."
+        )
+    if len(classes) < 2:
+        raise InsufficientDataError(
+            f"target {variable.name!r} takes a single value on every trial; it "
+            "carries no information to estimate."
+        )
+    return codes, len(classes)
+
+
+def _normalised_target(variable: _TrialVariable) -> np.ndarray:
+    """(n_draws, n_trials, n_dims) with every draw copula-normalised over trials."""
+    values = np.moveaxis(variable.values.astype(np.float64), -1, 1)
+    return np.moveaxis(_engine.rank_normalise_rows(values), 1, -1)
+
+
+def _gcmi_units(
+    counts: xr.DataArray,
+    target: _TrialVariable,
+    given: _TrialVariable | None,
+    ties: Ties,
+    rng: np.random.Generator,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """GCMI of every unit in every bin: (n_draws, n_units, n_time) and the mask."""
+    n_trials, n_units, n_time = counts.shape
+    normalised = copnorm(counts.values.reshape(n_trials, -1), ties=ties, rng=rng)
+    neural, constant = _engine.unit_norm_columns(normalised)
+
+    mi = _gaussian_mi(neural, n_time, target, given, 1, progress)
+    mi = mi.reshape(len(mi), n_units, n_time)
+    masked = constant.reshape(n_units, n_time)
+    mi[:, masked] = np.nan
+    return mi, masked
+
+
+def _gaussian_mi(
+    neural: np.ndarray,
+    n_time: int,
+    target: _TrialVariable,
+    given: _TrialVariable | None,
+    neural_dims: int,
+    progress: bool,
+) -> np.ndarray:
+    """Engine dispatch; ``neural`` columns are ordered (test, time, dim)."""
+    if target.discrete:
+        codes, n_classes = _class_codes(target)
+        return _engine.discrete_mi(
+            neural,
+            codes,
+            n_classes=n_classes,
+            neural_dims=neural_dims,
+            progress=progress,
+        )
+
+    normalised_target = _normalised_target(target)
+    if given is None or not given.per_time:
+        given_values = None
+        if given is not None:
+            given_values = np.broadcast_to(
+                _normalised_target(given) if len(given.values) > 1 else given.values,
+                normalised_target.shape[:2] + given.values.shape[-1:],
+            )
+        basis, degenerate = _engine.orthonormal_target_basis(
+            normalised_target, given_values
+        )
+        mi = _engine.continuous_mi(
+            neural,
+            basis,
+            n_given=0 if given is None else given.values.shape[-1],
+            neural_dims=neural_dims,
+            progress=progress,
+        )
+        mi[degenerate] = np.nan
+        return mi
+
+    # conditioning on a per-bin variable: one product per time bin
+    n_trials = neural.shape[0]
+    by_time = neural.reshape(n_trials, -1, n_time, neural_dims)
+    mi = np.empty((len(target.values), by_time.shape[1], n_time))
+    for time_index in range(n_time):
+        given_values = np.broadcast_to(
+            given.values[time_index],
+            normalised_target.shape[:2] + given.values.shape[-1:],
+        )
+        basis, degenerate = _engine.orthonormal_target_basis(
+            normalised_target, given_values
+        )
+        mi[:, :, time_index] = _engine.continuous_mi(
+            by_time[:, :, time_index].reshape(n_trials, -1),
+            basis,
+            n_given=given.values.shape[-1],
+            neural_dims=neural_dims,
+            progress=progress,
+        )
+        mi[degenerate, :, time_index] = np.nan
+    return mi.reshape(len(mi), -1)
+
+
+def _gcmi_areas(
+    ds: xr.Dataset,
+    counts: xr.DataArray,
+    target: _TrialVariable,
+    given: _TrialVariable | None,
+    ties: Ties,
+    rng: np.random.Generator,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Estimate population GCMI per area and bin on leading components."""
+    if "area" not in counts.coords:
+        raise ColumnError(
+            "by='area' needs an `area` coordinate on the unit dimension of `ds`."
+        )
+    n_trials, n_units, n_time = counts.shape
+    normalised = copnorm(counts.values.reshape(n_trials, -1), ties=ties, rng=rng)
+    neural, constant = _engine.unit_norm_columns(normalised)
+    neural = neural.reshape(n_trials, n_units, n_time)
+    constant = constant.reshape(n_units, n_time)
+    areas = np.unique(counts["area"].values.astype(str))
+    max_components = max(1, min(MAX_COMPONENTS, n_trials // TRIALS_PER_COMPONENT))
+
+    mi = np.full((len(target.values), len(areas), n_time), np.nan)
+    masked = np.zeros((len(areas), n_time), dtype=bool)
+    for area_index, area in enumerate(areas):
+        members = counts["area"].values.astype(str) == area
+        components = _area_components(
+            neural[:, members], constant[members], max_components
+        )
+        masked[area_index] = np.array([c is None for c in components])
+        widths = {c.shape[1] for c in components if c is not None}
+        for width in widths:
+            bins = [
+                t
+                for t, c in enumerate(components)
+                if c is not None and c.shape[1] == width
+            ]
+            stacked = np.concatenate([components[t] for t in bins], axis=1)
+            sub_given = given
+            if given is not None and given.per_time:
+                sub_given = _TrialVariable(
+                    given.name, given.values[bins], False, per_time=True
+                )
+            values = _gaussian_mi(
+                stacked, len(bins), target, sub_given, width, progress
+            )
+            mi[:, area_index, bins] = values
+    return mi, masked, max_components
+
+
+def _area_components(
+    neural: np.ndarray, constant: np.ndarray, max_components: int
+) -> list[np.ndarray | None]:
+    """Orthonormal leading principal components of each bin (None if none)."""
+    components = []
+    for time_index in range(neural.shape[2]):
+        active = neural[:, ~constant[:, time_index], time_index]
+        if active.shape[1] == 0:
+            components.append(None)
+            continue
+        left, singular, _ = np.linalg.svd(active, full_matrices=False)
+        rank = int((singular > 1e-10 * singular[0]).sum())
+        components.append(left[:, : min(rank, max_components)])
+    return components
+
+
+def _binned_units(
+    counts: xr.DataArray, target: _TrialVariable, bias: str, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    n_trials, n_units, n_time = counts.shape
+    flat = counts.values.reshape(n_trials, -1)
+    masked = (flat == flat[:1]).all(axis=0)
+    if target.discrete:
+        codes, _ = _class_codes(target)
+    else:
+        codes = None
+    mi = binned_mi_batch(
+        flat, target.values, target_codes=codes, bias=bias, progress=progress
+    )
+    mi[:, masked] = np.nan
+    return mi.reshape(len(mi), n_units, n_time), masked.reshape(n_units, n_time)
+
+
+def _ksg_units(
+    counts: xr.DataArray,
+    target: _TrialVariable,
+    k: int,
+    rng: np.random.Generator,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    from tqdm.auto import tqdm
+
+    n_trials, n_units, n_time = counts.shape
+    flat = counts.values.reshape(n_trials, -1).astype(np.float64)
+    masked = (flat == flat[:1]).all(axis=0)
+    values = target.values.astype(np.float64)
+    mi = np.full((len(values), flat.shape[1]), np.nan)
+    tests = np.flatnonzero(~masked)
+    streams = rng.spawn(len(tests))
+    bar = tqdm(tests, desc="ksg tests", disable=None if progress else True)
+    for test, stream in zip(bar, streams, strict=True):
+        for draw in range(len(values)):
+            mi[draw, test] = ksg_mi(flat[:, test], values[draw], k=k, rng=stream)
+    return mi.reshape(len(mi), n_units, n_time), masked.reshape(n_units, n_time)
+
+
+def _warn_masked(masked: np.ndarray, by: str | None) -> None:
+    if not masked.any():
+        return
+    what = "area" if by == "area" else "unit"
+    warnings.warn(
+        f"{int(masked.sum())} of {masked.size} {what} × time bins have constant "
+        "activity across trials (no information can be estimated); their MI "
+        "and p are NaN and listed in the `masked` variable.",
+        DataRepairWarning,
+        stacklevel=3,
+    )
+
+
+def _test(observed: np.ndarray, surrogates: np.ndarray, correction: str, alpha: float):
+    from errsig import stats
+
+    return stats.correct(
+        observed,
+        surrogates,
+        method=correction,
+        alpha=alpha,
+        time_axis=1 if correction == "cluster" else None,
+        standardize=correction != "none",
+    )
+
+
+def _package(
+    counts: xr.DataArray,
+    by: str | None,
+    observed: np.ndarray,
+    surrogates: np.ndarray,
+    masked: np.ndarray,
+    result: object,
+) -> xr.Dataset:
+    from errsig import stats
+
+    if by == "area":
+        rows = "area"
+        coords = {"area": np.unique(counts["area"].values.astype(str))}
+    else:
+        rows = "unit"
+        coords = {"unit": counts["unit"].values}
+        if "area" in counts.coords:
+            coords["area"] = ("unit", counts["area"].values)
+    coords["time"] = counts["time"].values
+    dims = (rows, "time")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN masked tests
+        null_mean = np.nanmean(surrogates, axis=0)
+        null_std = np.nanstd(surrogates, axis=0)
+    uncorrected = stats.permutation_pvalues(observed, surrogates)
+
+    dataset = xr.Dataset(
+        {
+            "mi": (
+                dims,
+                observed,
+                {"units": "bits", "long_name": "mutual information"},
+            ),
+            "p": (dims, result.p, {"long_name": "corrected p-value"}),
+            "significant": (dims, result.significant),
+            "p_uncorrected": (dims, uncorrected),
+            "null_mean": (dims, null_mean, {"units": "bits"}),
+            "null_std": (dims, null_std, {"units": "bits"}),
+            "masked": (dims, masked),
+        },
+        coords=coords,
+    )
+    dataset["onset_latency"] = stats.onset_latency(dataset["significant"])
+    dataset["onset_latency"].attrs.update(
+        units="s", long_name="first significant time bin"
+    )
+    return dataset
+
+
+def _bias_label(method: str, bias: str) -> str:
+    if method == "gcmi":
+        return "analytic Gaussian entropy bias (Ince et al. 2017)"
+    if method == "binned":
+        return bias
+    return "none (KSG is nearly unbiased at small k)"
