@@ -41,6 +41,9 @@ def full_session(seed):
             np.arange(len(times)) / 100.0, rng.normal(size=(len(times), 2)), "m/s"
         ),
         "hand_force": BehaviorSeries(irregular, rng.normal(size=(500, 2)), "newtons"),
+        "eye_position": BehaviorSeries(
+            np.linspace(0, 30, 301), rng.normal(size=(301, 2)), "degrees"
+        ),
     }
     truth = {
         "units": pd.DataFrame(
@@ -92,6 +95,7 @@ def test_round_trip_is_exact(written):
         assert again.behavior[key].times.tobytes() == series.times.tobytes()
         assert again.behavior[key].data.tobytes() == series.data.tobytes()
     assert again.behavior["hand_velocity"].unit == "meters/second"
+    assert again.behavior["eye_position"].unit == "degrees"
     assert again.trials["reward"].dtype == bool
     assert again.units["isolated"].dtype == bool
 

@@ -86,17 +86,24 @@ def behavior_series(nwbfile: NWBFile) -> dict[str, TimeSeries]:
 
 
 def read_behavior(
-    nwbfile: NWBFile, name: str, sampling: dict | None = None
+    nwbfile: NWBFile,
+    name: str,
+    sampling: dict | None = None,
+    written_keys: list[str] | None = None,
 ) -> dict[str, BehaviorSeries]:
     """Hand position, velocity and force in SI units, where the file has them.
 
-    ``sampling`` (from files errsig wrote) says how to rebuild regular sample
-    times to the bit; see :mod:`errsig.io._sampling`.
+    For files errsig wrote, ``sampling`` says how to rebuild regular sample
+    times to the bit (see :mod:`errsig.io._sampling`) and ``written_keys`` names
+    the session's other behaviour series, read back under their own names.
     """
     available = behavior_series(nwbfile)
     sampling = sampling or {}
+    wanted = dict(SERIES_NAMES)
+    for key in written_keys or ():
+        wanted.setdefault(key, (key.lower(),))
     behavior = {}
-    for key, candidates in SERIES_NAMES.items():
+    for key, candidates in wanted.items():
         series = next((available[c] for c in candidates if c in available), None)
         if series is None:
             continue
@@ -137,6 +144,8 @@ def _as_behavior(
 
 def _si_scale(unit: str, key: str) -> tuple[float | None, str]:
     text = unit.strip().lower()
+    if key not in SI_UNITS:
+        return 1.0, unit
     if key == "hand_force":
         factor = _FORCES.get(text)
         return (factor, SI_UNITS[key]) if factor is not None else (None, unit)

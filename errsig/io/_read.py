@@ -46,7 +46,9 @@ def read_session(
 
     trials = read_trials(nwbfile, mapping, name)
     extra = _extra_meta(nwbfile)
-    behavior = read_behavior(nwbfile, name, extra.get("behavior_sampling"))
+    behavior = read_behavior(
+        nwbfile, name, extra.get("behavior_sampling"), extra.get("behavior_keys")
+    )
     units = _reorder(units, extra.get("units_columns"))
     trials = _reorder(trials, extra.get("trials_columns"))
 

@@ -356,6 +356,7 @@ def _extra_meta(session: Session) -> dict:
         "has_truth": "truth" in session.meta,
         "units_columns": [str(c) for c in session.units.columns],
         "trials_columns": [str(c) for c in session.trials.columns],
+        "behavior_keys": list(session.behavior),
         "truth_units_columns": _column_names(truth.get("units")),
         "truth_trials_columns": _column_names(truth.get("trials")),
     }
