@@ -226,6 +226,8 @@ def test_no_area_link_names_the_candidate_columns(tmp_path):
         read_nwb(path)
     with pytest.raises(NWBReadError, match=r"1 of 2 units.*empty units column"):
         read_nwb(path, area="region")
+    with pytest.raises(NWBReadError, match="more than one value per unit"):
+        read_nwb(path, area="spike_times")
 
 
 def test_area_from_electrodes_with_long_location_strings(tmp_path):

@@ -143,7 +143,15 @@ def unit_areas(
     n_units = len(units.id)
     if area is not None:
         if area in units.colnames:
-            areas = decode_strings(np.asarray(units[area].data[:])).astype(str)
+            column = units[area]
+            values = decode_strings(np.asarray(column.data[:]))
+            if isinstance(column, VectorIndex | DynamicTableRegion) or values.ndim != 1:
+                raise NWBReadError(
+                    f"units column {area!r} of {name} holds more than one value per "
+                    "unit, so it cannot be the area; pass a column with one name "
+                    "per unit."
+                )
+            areas = values.astype(str)
             source = f"units column {area!r}"
         else:
             logger.info("%s: area %r given for all %d units", name, area, n_units)
