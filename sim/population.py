@@ -201,9 +201,9 @@ class LatentConfig:
     slow_correlation: float = 0.97
     slow_variance: float = 0.5
     fast_variance: float = 0.5
-    global_loading: tuple[float, float] = (0.25, 0.5)
-    signed_loading: float = 0.2
-    private_sd: float = 0.35
+    global_loading: tuple[float, float] = (0.1, 0.25)
+    signed_loading: float = 0.1
+    private_sd: float = 0.27
     movement_quench: float = 0.8
 
 
@@ -370,7 +370,8 @@ class _TrialSignals:
     error: np.ndarray  # (n_trials, 2)
     outcome_rpe: np.ndarray
     outcome_failure: np.ndarray
-    log_gain: np.ndarray  # (n_units, n_trials)
+    gain_rest: np.ndarray  # (n_units, n_trials)
+    gain_ratio_moving: np.ndarray  # (n_units, n_trials), moving / rest gain
     preferred_direction: np.ndarray  # (n_units, n_trials)
     extras: dict = field(default_factory=dict)
 
@@ -430,7 +431,9 @@ def simulate_spikes(
     (True, dtype('int64'))
     """
     latent_config = latent_config or LatentConfig()
-    signals = _trial_signals(units, task, preferred_direction, latent, rng)
+    signals = _trial_signals(
+        units, task, preferred_direction, latent, latent_config, rng
+    )
     trials = task.trials
     n_trials, n_units = len(trials), len(units)
     starts = trials["start_time"].to_numpy()
@@ -451,7 +454,7 @@ def simulate_spikes(
         trial_of_bin = first + np.searchsorted(
             bin_edges_of_trials[first + 1 : stop], bins, side="right"
         )
-        rate = _rates(units, signals, bins, trial_of_bin, latent_config)
+        rate = _rates(units, signals, bins, trial_of_bin)
         times, counts = _draw_spikes(units, rate, bin_start, streams[chunk])
         pieces_times.append(times)
         pieces_counts.append(counts)
@@ -459,7 +462,14 @@ def simulate_spikes(
     return _interleave(pieces_times, np.array(pieces_counts), n_units)
 
 
-def _trial_signals(units, task, preferred_direction, latent, rng) -> _TrialSignals:
+def _trial_signals(
+    units: pd.DataFrame,
+    task: TaskResult,
+    preferred_direction: np.ndarray,
+    latent: np.ndarray,
+    latent_config: LatentConfig,
+    rng: np.random.Generator,
+) -> _TrialSignals:
     trials, truth, config = task.trials, task.truth, task.config
     angle = trials["target_angle"].to_numpy()
     perpendicular = np.c_[-np.sin(angle), np.cos(angle)]
@@ -470,6 +480,12 @@ def _trial_signals(units, task, preferred_direction, latent, rng) -> _TrialSigna
     private = units["private_noise"].to_numpy()[:, None] * rng.normal(
         0.0, 1.0, (len(units), len(trials))
     )
+    log_gain = loadings @ latent.T + private
+    variance = (loadings**2).sum(axis=1) + units["private_noise"].to_numpy() ** 2
+    # exp(a z - a^2 var / 2) has mean 1 whatever the amplitude a.
+    moving = 1.0 - latent_config.movement_quench
+    gain_rest = np.exp(log_gain - 0.5 * variance[:, None])
+    gain_moving = np.exp(moving * log_gain - 0.5 * moving**2 * variance[:, None])
     return _TrialSignals(
         move_onset=trials["move_onset_time"].to_numpy(),
         go_cue=trials["go_cue_time"].to_numpy(),
@@ -479,7 +495,8 @@ def _trial_signals(units, task, preferred_direction, latent, rng) -> _TrialSigna
         error=trials[["error_x", "error_y"]].to_numpy(),
         outcome_rpe=reward - truth["expected_reward"].to_numpy(),
         outcome_failure=1.0 - reward,
-        log_gain=loadings @ latent.T + private,
+        gain_rest=gain_rest,
+        gain_ratio_moving=gain_moving / gain_rest,
         preferred_direction=preferred_direction,
         extras={
             "mass": config.arm_mass,
@@ -494,54 +511,54 @@ def _rates(
     signals: _TrialSignals,
     bins: np.ndarray,
     trial_of_bin: np.ndarray,
-    latent: LatentConfig,
 ) -> np.ndarray:
-    """Rate (Hz) of every unit in every bin of one chunk, shape (n_units, n_bins)."""
+    """Rate (Hz) of every unit in every bin of one chunk, shape (n_units, n_bins).
+
+    Each term is evaluated only for the units that carry it and in the bins
+    where it can be non-zero (movement, or the response window after feedback).
+    """
     centre = (bins + 0.5) * RATE_BIN
     since_onset = centre - signals.move_onset[trial_of_bin]
     since_feedback = centre - signals.feedback[trial_of_bin]
     rate = np.repeat(units["baseline_rate"].to_numpy()[:, None], len(bins), axis=1)
     distance = signals.extras["distance"]
     duration = signals.extras["duration"]
-    peak_speed = 1.875 * distance / duration
     lead = units["kinematic_lead"].to_numpy()[:, None]
+    during = np.flatnonzero(
+        (since_onset > -lead.max(initial=0.0)) & (since_onset < duration)
+    )
+    moving_trials = trial_of_bin[during]
 
     tuned = np.flatnonzero(units["depth"].to_numpy() > 0)
-    if tuned.size:
-        speed = minimum_jerk_speed(since_onset + lead[tuned], distance, duration)
+    if tuned.size and during.size:
+        speed = minimum_jerk_speed(
+            since_onset[during] + lead[tuned], distance, duration
+        )
         cosine = np.cos(
-            signals.target_angle[trial_of_bin]
-            - signals.preferred_direction[tuned][:, trial_of_bin]
+            signals.target_angle[moving_trials]
+            - signals.preferred_direction[tuned][:, moving_trials]
         )
-        rate[tuned] += (
-            units["depth"].to_numpy()[tuned, None] * speed / peak_speed * cosine
-        )
+        peak_speed = 1.875 * distance / duration
+        depth = units["depth"].to_numpy()[tuned, None] / peak_speed
+        rate[np.ix_(tuned, during)] += depth * speed * cosine
 
     pushing = np.flatnonzero(units["force_gain"].to_numpy() > 0)
-    if pushing.size:
-        shifted = since_onset + lead[pushing]
-        force = _produced_force(shifted, trial_of_bin, signals)
-        direction = units["force_direction"].to_numpy()[pushing]
-        projected = (
-            force[0] * np.cos(direction)[:, None]
-            + force[1] * np.sin(direction)[:, None]
-        )
-        rate[pushing] += units["force_gain"].to_numpy()[pushing, None] * projected
+    if pushing.size and during.size:
+        shifted = since_onset[during] + lead[pushing]
+        force_x, force_y = _produced_force(shifted, moving_trials, signals)
+        direction = units["force_direction"].to_numpy()[pushing, None]
+        projected = force_x * np.cos(direction) + force_y * np.sin(direction)
+        gain = units["force_gain"].to_numpy()[pushing, None]
+        rate[np.ix_(pushing, during)] += gain * projected
 
-    rate += _feedback_terms(units, signals, since_feedback, trial_of_bin)
+    _add_feedback_terms(rate, units, signals, since_feedback, trial_of_bin)
     np.maximum(rate, 0.0, out=rate)
 
-    # Shared and private gain, its amplitude quenched during the reach.
+    # Shared and private gain, its amplitude quenched from go cue to reach end.
+    rate *= signals.gain_rest[:, trial_of_bin]
     since_go = centre - signals.go_cue[trial_of_bin]
-    moving = (since_go > 0) & (since_onset < duration + 0.1)
-    amplitude = 1.0 - latent.movement_quench * moving
-    log_gain = signals.log_gain[:, trial_of_bin]
-    variance = (
-        units["latent_loading_global"].to_numpy() ** 2
-        + units["latent_loading_signed"].to_numpy() ** 2
-        + units["private_noise"].to_numpy() ** 2
-    )
-    rate *= np.exp(amplitude * log_gain - 0.5 * amplitude**2 * variance[:, None])
+    quenched = np.flatnonzero((since_go > 0) & (since_onset < duration + 0.1))
+    rate[:, quenched] *= signals.gain_ratio_moving[:, trial_of_bin[quenched]]
     return rate
 
 
@@ -565,14 +582,14 @@ def _produced_force(
     return force_x, force_y
 
 
-def _feedback_terms(
+def _add_feedback_terms(
+    rate: np.ndarray,
     units: pd.DataFrame,
     signals: _TrialSignals,
     since_feedback: np.ndarray,
     trial_of_bin: np.ndarray,
-) -> np.ndarray:
-    """Error, magnitude and outcome responses after feedback (Hz)."""
-    added = np.zeros((len(units), len(since_feedback)))
+) -> None:
+    """Add the error, magnitude and outcome responses after feedback (Hz)."""
     error_gain = units["error_gain"].to_numpy()
     magnitude_gain = units["magnitude_gain"].to_numpy()
     outcome_gain = units["outcome_gain"].to_numpy()
@@ -580,31 +597,29 @@ def _feedback_terms(
         (error_gain > 0) | (magnitude_gain > 0) | (outcome_gain > 0)
     )
     if not responding.size:
-        return added
+        return
 
     latency = units["error_latency"].to_numpy()[responding, None]
     duration = units["response_duration"].to_numpy()[responding, None]
-    kernel = _response_kernel(since_feedback - latency, duration)
-    error = signals.error[trial_of_bin]
-    preferred = units["preferred_error_direction"].to_numpy()[responding]
-    projected = (
-        error[:, 0] * np.cos(preferred)[:, None]
-        + error[:, 1] * np.sin(preferred)[:, None]
+    window = np.flatnonzero(
+        (since_feedback > latency.min()) & (since_feedback < (latency + duration).max())
     )
+    trials = trial_of_bin[window]
+    kernel = _response_kernel(since_feedback[window] - latency, duration)
+    error = signals.error[trials]
+    preferred = units["preferred_error_direction"].to_numpy()[responding, None]
+    projected = error[:, 0] * np.cos(preferred) + error[:, 1] * np.sin(preferred)
     size = np.hypot(error[:, 0], error[:, 1])
     failure = (units["outcome_coding"].to_numpy()[responding] == "failure")[:, None]
     outcome = np.where(
-        failure,
-        signals.outcome_failure[trial_of_bin],
-        signals.outcome_rpe[trial_of_bin],
+        failure, signals.outcome_failure[trials], signals.outcome_rpe[trials]
     )
     drive = (
         error_gain[responding, None] * projected
         + magnitude_gain[responding, None] * size
         + outcome_gain[responding, None] * outcome
     )
-    added[responding] = drive * kernel
-    return added
+    rate[np.ix_(responding, window)] += drive * kernel
 
 
 def _response_kernel(time: np.ndarray, duration: np.ndarray) -> np.ndarray:
@@ -623,7 +638,9 @@ def _draw_spikes(
     expected = rate * RATE_BIN
     counts = rng.poisson(expected)
     counts[gamma] = 0
-    unit_bin = np.repeat(np.arange(counts.size), counts.ravel())
+    flat_counts = counts.ravel()
+    occupied = np.flatnonzero(flat_counts)
+    unit_bin = np.repeat(occupied, flat_counts[occupied])
     # Sorting bin index + jitter orders spikes within a bin without a lexsort.
     keys = np.sort(unit_bin + rng.random(unit_bin.size))
     whole = np.floor(keys).astype(np.int64)
