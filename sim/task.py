@@ -303,8 +303,9 @@ def simulate_task(
     arm_lateral = shown_lateral - jump_lateral
 
     extent = streams[3].normal(0.0, config.extent_noise, n_trials)
+    jump_along = np.einsum("ij,ij->i", jumps, along)
     shown_error = (
-        shown_lateral[:, None] * perpendicular + extent[:, None] * along + jumps
+        shown_lateral[:, None] * perpendicular + (extent + jump_along)[:, None] * along
     )
     outcome = _reward(config, np.hypot(*shown_error.T), streams[3])
     times = _trial_times(config, streams[3])
