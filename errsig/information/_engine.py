@@ -38,7 +38,7 @@ from errsig.information._gcmi import LN2, _mi_bias, entropy_bias
 logger = logging.getLogger(__name__)
 
 #: Bytes of projection output computed at once; bounds the engine's memory.
-CHUNK_BYTES = 64 * 2**20
+CHUNK_BYTES = 32 * 2**20
 
 
 def unit_norm_columns(normalised: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,24 +123,26 @@ def continuous_mi(
     n_surrogates, n_trials, n_basis = basis.shape
     n_tests = neural.shape[1] // neural_dims
     bias = _mi_bias(n_trials, neural_dims, n_basis - n_given, n_given)
-    # (n_trials, n_surrogates * n_basis), one copy, so each chunk is contiguous.
+    # (n_trials, n_surrogates * n_basis), surrogate-major, copied once
     stacked = np.ascontiguousarray(basis.transpose(1, 0, 2)).reshape(n_trials, -1)
     mi = np.empty((n_surrogates, n_tests))
 
     for start, stop in _chunks(n_surrogates, neural.shape[1] * n_basis, progress):
-        projection = neural.T @ stacked[:, start * n_basis : stop * n_basis]
-        projection = projection.reshape(n_tests, neural_dims, stop - start, n_basis)
+        block = stacked[:, start * n_basis : stop * n_basis]
+        projection = (block.T @ neural).reshape(stop - start, n_basis, -1)
         if neural_dims == 1:
-            squared = projection[:, 0] ** 2
-            total = squared.sum(axis=-1)
-            given = squared[..., :n_given].sum(axis=-1)
-            log_ratio = np.log1p(-given) - np.log1p(-np.minimum(total, 1.0))
+            total = np.einsum("smt,smt->st", projection, projection)
+            log_ratio = -np.log1p(-np.minimum(total, 1.0))
+            if n_given:
+                given = projection[:, :n_given]
+                log_ratio += np.log1p(-np.einsum("smt,smt->st", given, given))
         else:
-            gram = np.einsum("tpsm,tpsn->tsmn", projection, projection)
+            projection = projection.reshape(stop - start, n_basis, n_tests, neural_dims)
+            gram = np.einsum("smtp,sntp->stmn", projection, projection)
             eye = np.eye(n_basis)
             log_ratio = _logdet(eye[:n_given, :n_given] - gram[..., :n_given, :n_given])
-            log_ratio = log_ratio - _logdet(eye - gram)
-        mi[start:stop] = (0.5 * log_ratio - bias).T / LN2
+            log_ratio -= _logdet(eye - gram)
+        mi[start:stop] = (0.5 * log_ratio - bias) / LN2
     return mi
 
 
@@ -172,12 +174,20 @@ def discrete_mi(
     numpy.ndarray, shape (n_surrogates, n_tests)
         NaN for surrogates in which a class has ``neural_dims + 1`` trials or
         fewer.
+
+    Notes
+    -----
+    The moments of the last class are the totals minus those of the others,
+    so a binary target costs one product, not two.
     """
     n_surrogates, n_trials = codes.shape
-    n_tests = neural.shape[1] // neural_dims
     features, pairs = _moment_features(neural, neural_dims)
-    indicators = np.stack([codes == k for k in range(n_classes)]).astype(np.float64)
-    class_sizes = indicators.sum(axis=-1)  # (n_classes, n_surrogates)
+    n_features, n_tests = features.shape[1:]
+    flat = features.reshape(n_trials, -1)
+    totals = flat.sum(axis=0).reshape(n_features, n_tests)
+    class_sizes = np.stack(
+        [np.count_nonzero(codes == k, axis=1) for k in range(n_classes)]
+    ).astype(np.float64)  # (n_classes, n_surrogates)
     too_small = (class_sizes <= neural_dims + 1).any(axis=0)
     safe_sizes = np.where(class_sizes > neural_dims + 1, class_sizes, np.nan)
     weights = class_sizes / n_trials
@@ -186,22 +196,20 @@ def discrete_mi(
     )
     # pooled covariance of orthonormal columns is I / (n - 1)
     pooled = -0.5 * neural_dims * np.log(n_trials - 1.0)
-    # (n_trials, n_classes * n_surrogates), class-major
-    stacked = np.ascontiguousarray(indicators.transpose(2, 0, 1)).reshape(n_trials, -1)
+    indicators = [
+        np.ascontiguousarray((codes == k).T, dtype=np.float64)
+        for k in range(n_classes - 1)
+    ]
     mi = np.empty((n_surrogates, n_tests))
 
-    for start, stop in _chunks(n_surrogates, features.shape[1] * n_classes, progress):
-        columns = np.concatenate(
-            [
-                stacked[:, k * n_surrogates + start : k * n_surrogates + stop]
-                for k in range(n_classes)
-            ],
-            axis=1,
-        )
-        sums = (features.T @ columns).reshape(n_tests, -1, n_classes, stop - start)
+    for start, stop in _chunks(n_surrogates, flat.shape[1] * n_classes, progress):
+        sums = np.empty((n_classes, stop - start, n_features, n_tests))
+        for k, indicator in enumerate(indicators):
+            sums[k] = (indicator[:, start:stop].T @ flat).reshape(sums.shape[1:])
+        sums[-1] = totals - sums[:-1].sum(axis=0)
         sizes = safe_sizes[:, start:stop]
         conditional = _class_half_logdet(sums, sizes, neural_dims, pairs)
-        weighted = np.einsum("ks,tks->st", weights[:, start:stop], conditional)
+        weighted = np.einsum("ks,kst->st", weights[:, start:stop], conditional)
         mi[start:stop] = (pooled - weighted - bias[start:stop, None]) / LN2
     mi[too_small] = np.nan
     return mi
@@ -210,29 +218,38 @@ def discrete_mi(
 def _moment_features(
     neural: np.ndarray, neural_dims: int
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Per trial: each test's ``x`` and the products ``x_a x_b`` (a <= b)."""
+    """Per trial: each test's ``x_a`` and products ``x_a x_b`` (a <= b).
+
+    Returns (n_trials, n_features, n_tests) and the (a, b) of each product.
+    """
     n_trials = neural.shape[0]
     blocks = neural.reshape(n_trials, -1, neural_dims)
     pairs = [(a, b) for a in range(neural_dims) for b in range(a, neural_dims)]
-    products = np.stack([blocks[..., a] * blocks[..., b] for a, b in pairs], axis=-1)
-    features = np.concatenate([blocks, products], axis=-1)
-    return features.reshape(n_trials, -1), pairs
+    columns = [blocks[..., a] for a in range(neural_dims)]
+    columns += [blocks[..., a] * blocks[..., b] for a, b in pairs]
+    return np.stack(columns, axis=1), pairs
 
 
 def _class_half_logdet(
     sums: np.ndarray, sizes: np.ndarray, neural_dims: int, pairs: list
 ) -> np.ndarray:
-    """½ log det of each class covariance from its first and second moments."""
-    first = sums[:, :neural_dims]  # (n_tests, dims, n_classes, n_chunk)
-    second = sums[:, neural_dims:]
+    """½ log det of each class covariance from its first and second moments.
+
+    ``sums`` is (n_classes, n_chunk, n_features, n_tests) and ``sizes``
+    (n_classes, n_chunk); returns (n_classes, n_chunk, n_tests).
+    """
+    sizes = sizes[..., None]
+    first, second = sums[:, :, :neural_dims], sums[:, :, neural_dims:]
     if neural_dims == 1:
-        scatter = second[:, 0] - first[:, 0] ** 2 / sizes
-        return 0.5 * np.log(scatter / (sizes - 1.0))
-    n_tests, _, n_classes, n_chunk = sums.shape
-    covariance = np.empty((n_tests, n_classes, n_chunk, neural_dims, neural_dims))
+        scatter = second[:, :, 0] - first[:, :, 0] ** 2 / sizes
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 0.5 * np.log(scatter / (sizes - 1.0))
+    covariance = np.empty(first.shape[:2] + first.shape[3:] + (neural_dims,) * 2)
     for index, (a, b) in enumerate(pairs):
-        value = second[:, index] - first[:, a] * first[:, b] / sizes
-        covariance[..., a, b] = covariance[..., b, a] = value / (sizes - 1.0)
+        value = (second[:, :, index] - first[:, :, a] * first[:, :, b] / sizes) / (
+            sizes - 1.0
+        )
+        covariance[..., a, b] = covariance[..., b, a] = value
     return 0.5 * _logdet(covariance)
 
 
