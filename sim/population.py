@@ -439,7 +439,7 @@ def simulate_spikes(
     starts = trials["start_time"].to_numpy()
     session_end = trials["stop_time"].to_numpy()[-1] + 0.5
     bin_edges_of_trials = np.r_[0, np.floor(starts[1:] / RATE_BIN)].astype(np.int64)
-    last_bin = int(np.ceil(session_end / RATE_BIN))
+    last_bin = int(np.floor(session_end / RATE_BIN))
     chunk_starts = list(range(0, n_trials, chunk_trials))
     streams = rng.spawn(len(chunk_starts))
 

@@ -1,0 +1,183 @@
+"""Tests of sim.simulate and the named scenarios."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim
+from errsig import ErrsigError, Session, bin_trials
+from sim.scenarios import ALIASES, SCENARIOS
+
+TRUTH_UNIT_COLUMNS = [
+    "area",
+    "role",
+    "drift_rule",
+    "preferred_direction",
+    "baseline_rate",
+    "depth",
+    "error_gain",
+    "preferred_error_direction",
+    "error_latency",
+    "magnitude_gain",
+    "outcome_gain",
+]
+TRIAL_COLUMNS = [
+    "start_time",
+    "go_cue_time",
+    "move_onset_time",
+    "feedback_time",
+    "stop_time",
+    "target_angle",
+    "phase",
+    "error_x",
+    "error_y",
+    "reward",
+]
+
+
+@pytest.fixture(scope="module")
+def error_session():
+    return sim.simulate("S1", rng=21, n_units=45, n_trials=480)
+
+
+def test_same_seed_same_session_bit_for_bit():
+    first = sim.simulate("mixed", rng=7, n_units=30, n_trials=48)
+    second = sim.simulate("mixed", rng=7, n_units=30, n_trials=48)
+    other = sim.simulate("mixed", rng=8, n_units=30, n_trials=48)
+
+    assert first.equals(second)
+    for name, array in first.meta["truth"]["unit_trial"].items():
+        np.testing.assert_array_equal(array, second.meta["truth"]["unit_trial"][name])
+    pd.testing.assert_frame_equal(
+        first.meta["truth"]["units"], second.meta["truth"]["units"]
+    )
+    assert not first.equals(other)
+
+
+def test_streams_are_independent_of_population_size_and_chunking():
+    small = sim.simulate("S1", rng=3, n_units=8, n_trials=64)
+    large = sim.simulate("S1", rng=3, n_units=16, n_trials=64, chunk_trials=7)
+
+    # The behaviour has its own stream: more units do not change it.
+    pd.testing.assert_frame_equal(small.trials, large.trials)
+    np.testing.assert_array_equal(
+        small.behavior["hand_position"].data, large.behavior["hand_position"].data
+    )
+    pd.testing.assert_frame_equal(
+        small.meta["truth"]["trials"], large.meta["truth"]["trials"]
+    )
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenario_returns_a_session_with_its_truth(name):
+    session = sim.simulate(name, rng=0, n_units=12, n_trials=40)
+    truth = session.meta["truth"]
+
+    assert isinstance(session, Session)
+    assert truth["scenario"] == name
+    assert list(session.units.columns) == ["area"]
+    assert list(session.units.index) == list(range(12))
+    assert set(TRIAL_COLUMNS) <= set(session.trials.columns)
+    assert set(TRUTH_UNIT_COLUMNS) <= set(truth["units"].columns)
+    assert truth["units"].index.equals(session.units.index)
+    assert truth["trials"].index.equals(session.trials.index)
+    for array in truth["unit_trial"].values():
+        assert array.shape == (12, 40)
+    assert set(session.behavior) == {"hand_position", "hand_velocity", "hand_force"}
+    assert SCENARIOS[name].description in sim.list_scenarios()["description"].tolist()
+
+
+def test_aliases_and_case_resolve_to_the_same_scenario():
+    by_alias = sim.simulate("vector_error", rng=1, n_units=6, n_trials=20)
+    by_name = sim.simulate("s1", rng=1, n_units=6, n_trials=20)
+
+    assert by_alias.equals(by_name)
+    assert ALIASES["null"] == "S0" and ALIASES["demo"] == "mixed"
+
+
+def test_null_scenario_plants_no_error_or_outcome_code():
+    truth = sim.simulate("null", rng=2, n_units=40, n_trials=20).meta["truth"]["units"]
+
+    assert set(truth["role"]) <= {"kinematic", "force", "null"}
+    assert (truth[["error_gain", "magnitude_gain", "outcome_gain"]] == 0).all().all()
+    assert set(truth["drift_rule"]) == {"stable"}
+
+
+def test_overrides_reach_the_task_and_the_latent():
+    session = sim.simulate(
+        "S0", rng=4, n_units=4, n_trials=40, field_direction="ccw", slow_correlation=0.5
+    )
+    truth = session.meta["truth"]
+
+    assert truth["field_direction"] == "ccw"
+    assert truth["trials"]["field_strength"].max() == 15.0
+
+
+def test_vector_error_units_are_recovered_by_regression(error_session):
+    truth = error_session.meta["truth"]["units"]
+    dataset = bin_trials(error_session, window=(0.0, 0.5), bin_size=0.01)
+    counts = dataset["counts"].to_numpy().astype(float)  # trial, unit, time
+    error = dataset["error"].to_numpy()
+    design = np.c_[np.ones(len(error)), error]
+    time = dataset["time"].to_numpy()
+
+    coefficients = []
+    for unit in range(error_session.n_units):
+        latency = truth["error_latency"].iloc[unit]
+        duration = truth["response_duration"].iloc[unit]
+        if np.isnan(latency):
+            latency, duration = 0.1, 0.2
+        inside = (time > latency) & (time < latency + duration)
+        response = counts[:, unit, inside].sum(axis=1)
+        coefficients.append(np.linalg.lstsq(design, response, rcond=None)[0])
+    coefficients = np.array(coefficients)
+
+    error_units = (truth["role"] == "vector_error").to_numpy()
+    fitted = np.arctan2(coefficients[:, 2], coefficients[:, 1])
+    planted = truth["preferred_error_direction"].to_numpy()
+    miss = np.abs(np.angle(np.exp(1j * (fitted - planted))))[error_units]
+    assert np.median(miss) < np.deg2rad(15)
+    assert np.all(miss < np.deg2rad(45))
+
+    # Slope (spikes per metre) ≈ gain × kernel area; the kernel is a 20 ms
+    # rise then a half-cosine fall, so its area is about duration / 2.
+    slope = np.hypot(coefficients[:, 1], coefficients[:, 2])[error_units]
+    area = truth["response_duration"].to_numpy()[error_units] / 2
+    expected = truth["error_gain"].to_numpy()[error_units] * area
+    assert np.median(slope / expected) == pytest.approx(1.0, abs=0.35)
+
+
+def test_error_latency_is_recovered_within_one_bin(error_session):
+    truth = error_session.meta["truth"]["units"]
+    dataset = bin_trials(error_session, window=(-0.1, 0.6), bin_size=0.02)
+    counts = dataset["counts"].to_numpy().astype(float)
+    error = dataset["error"].to_numpy()
+    time = dataset["time"].to_numpy()
+
+    error_units = np.flatnonzero((truth["role"] == "vector_error").to_numpy())
+    for latency in (0.05, 0.1, 0.2):
+        group = error_units[truth["error_latency"].to_numpy()[error_units] == latency]
+        direction = truth["preferred_error_direction"].to_numpy()[group]
+        projected = error @ np.array([np.cos(direction), np.sin(direction)])
+        # Covariance of each bin's count with the projected error, pooled.
+        centred = counts[:, group, :] - counts[:, group, :].mean(axis=0)
+        signal = np.einsum("nut,nu->t", centred, projected - projected.mean(axis=0))
+        onset = time[np.argmax(signal > 0.25 * signal.max())] - 0.01
+        assert onset == pytest.approx(latency, abs=0.021)
+
+
+def test_progress_bar_is_shown_on_request(capsys):
+    sim.simulate("S0", rng=0, n_units=3, n_trials=70, progress=True, chunk_trials=32)
+
+    assert "3/3" in capsys.readouterr().err
+
+
+def test_bad_requests_are_rejected():
+    with pytest.raises(ErrsigError, match="unknown scenario 'S99'"):
+        sim.simulate("S99")
+    with pytest.raises(ErrsigError, match=r"unknown simulate\(\) override"):
+        sim.simulate("S0", n_trials=20, field_colour="red")
+    with pytest.raises(ValueError, match="`n_units` must be at least 1"):
+        sim.simulate("S0", n_units=0)
+    with pytest.raises(ValueError, match="`n_trials` must be at least 4"):
+        sim.simulate("S0", n_trials=2)
