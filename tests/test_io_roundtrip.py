@@ -5,6 +5,8 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from nwbinspector import Importance, inspect_nwbfile
 
 from errsig import BehaviorSeries, ErrsigError, Session
@@ -188,6 +190,7 @@ def test_missing_folder_is_named(tmp_path):
         ("label", ["a", None, "b"], "missing values"),
         ("label", [{"a": 1}, {"b": 2}, {"c": 3}], "cannot store"),
         ("spike_times", [1, 2, 3], "reserves"),
+        ("label", ["a", "b\x00", "c"], "NUL character"),
     ],
 )
 def test_unstorable_unit_columns_are_refused(tmp_path, column, values, match):
@@ -195,3 +198,68 @@ def test_unstorable_unit_columns_are_refused(tmp_path, column, values, match):
     session.units[column] = pd.Series(values, index=session.units.index, dtype=object)
     with pytest.raises(ErrsigError, match=match):
         write_nwb(session, tmp_path / "s.nwb")
+
+
+area_names = st.sampled_from(["M1", "PMd", "area 2", "GPi/GPe", "S1"])
+spike_train = st.lists(
+    st.floats(0, 1e4, allow_nan=False, allow_subnormal=False), max_size=30
+).map(sorted)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    trains=st.lists(spike_train, min_size=1, max_size=6),
+    data=st.data(),
+)
+def test_round_trip_property(tmp_path_factory, trains, data):
+    n_units = len(trains)
+    n_trials = data.draw(st.integers(0, 5))
+    units = pd.DataFrame(
+        {"area": data.draw(st.lists(area_names, min_size=n_units, max_size=n_units))},
+        index=pd.Index(
+            data.draw(
+                st.lists(
+                    st.integers(0, 10_000),
+                    min_size=n_units,
+                    max_size=n_units,
+                    unique=True,
+                )
+            )
+        ),
+    )
+    starts = np.arange(n_trials, dtype=float)
+    trials = pd.DataFrame(
+        {
+            "start_time": starts,
+            "stop_time": starts + 0.5,
+            "score": data.draw(
+                st.lists(
+                    st.floats(allow_nan=True, allow_infinity=False, width=64),
+                    min_size=n_trials,
+                    max_size=n_trials,
+                )
+            ),
+            "reward": data.draw(
+                st.lists(st.booleans(), min_size=n_trials, max_size=n_trials)
+            ),
+            "label": data.draw(
+                st.lists(
+                    st.text(
+                        st.characters(
+                            codec="utf-8",
+                            exclude_categories=["Cs"],
+                            exclude_characters="\x00",
+                        )
+                    ),
+                    min_size=n_trials,
+                    max_size=n_trials,
+                )
+            ),
+        }
+    )
+    session = Session.from_spike_trains(trains, units=units, trials=trials)
+    path = tmp_path_factory.mktemp("property") / "s.nwb"
+    write_nwb(session, path)
+    again = read_nwb(path)
+    assert again.equals(session)
+    assert again.spike_times.tobytes() == session.spike_times.tobytes()

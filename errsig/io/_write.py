@@ -267,6 +267,11 @@ def _vector_data(name: str, values: pd.Series, description: str) -> VectorData:
     elif raw.dtype.kind in "biuf":
         data = raw
     elif all(isinstance(v, str) for v in raw):
+        if any("\x00" in v for v in raw):
+            raise ErrsigError(
+                f"column {name!r} has text with a NUL character, which HDF5 cannot "
+                "store; remove it before write_nwb."
+            )
         data = [str(v) for v in raw]
     elif all(isinstance(v, np.ndarray | list | tuple) for v in raw):
         data = _stack_rows(name, raw)
