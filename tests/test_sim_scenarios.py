@@ -181,3 +181,30 @@ def test_bad_requests_are_rejected():
         sim.simulate("S0", n_units=0)
     with pytest.raises(ValueError, match="`n_trials` must be at least 4"):
         sim.simulate("S0", n_trials=2)
+
+
+def test_simulated_file_passes_nwbinspector_and_keeps_its_truth(tmp_path):
+    from nwbinspector import Importance, inspect_nwbfile
+
+    from errsig.io import read_nwb, write_nwb
+
+    session = sim.simulate("mixed", rng=5, n_units=16, n_trials=40)
+    path = tmp_path / "simulated.nwb"
+    write_nwb(session, path)
+
+    serious = {Importance.CRITICAL, Importance.BEST_PRACTICE_VIOLATION}
+    messages = list(inspect_nwbfile(nwbfile_path=str(path)))
+    assert [m.message for m in messages if m.importance in serious] == []
+
+    loaded = read_nwb(path)
+    truth, planted = loaded.meta["truth"], session.meta["truth"]
+    assert loaded.equals(session)
+    assert truth["scenario"] == "mixed"
+    pd.testing.assert_frame_equal(
+        truth["units"], planted["units"], check_dtype=False, check_names=False
+    )
+    pd.testing.assert_frame_equal(
+        truth["trials"], planted["trials"], check_dtype=False, check_names=False
+    )
+    for name, array in planted["unit_trial"].items():
+        np.testing.assert_array_equal(truth["unit_trial"][name], array)
