@@ -7,7 +7,13 @@ from scipy import ndimage, stats
 from statsmodels.stats.multitest import multipletests
 
 from errsig import ErrsigError
-from errsig.stats import correct, onset_latency, permutation_pvalues
+from errsig.stats import (
+    bootstrap_interval,
+    bootstrap_trials,
+    correct,
+    onset_latency,
+    permutation_pvalues,
+)
 
 ALPHA = 0.05
 
@@ -182,7 +188,7 @@ def test_cluster_runs_do_not_join_across_units():
 @pytest.mark.parametrize("standardize", [False, True])
 def test_cluster_family_wise_error_rate_on_smooth_series(standardize):
     rng = np.random.default_rng(77)
-    n_reps, n_surrogates, n_units, n_times = 300, 99, 4, 30
+    n_reps, n_surrogates, n_units, n_times = 200, 99, 4, 30
     white = rng.normal(size=(n_reps, n_surrogates + 1, n_units, n_times))
     smooth = ndimage.gaussian_filter1d(white, sigma=2.0, axis=-1)
     smooth *= np.array([1.0, 2.0, 0.5, 1.0])[:, None]
@@ -325,3 +331,78 @@ def test_onset_latency_errors():
         onset_latency(np.zeros(3, dtype=bool))
     with pytest.raises(ErrsigError, match="not a dimension"):
         onset_latency(xr.DataArray(np.zeros(3, dtype=bool), dims="bin"))
+
+
+# -------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_trials_blocks_are_runs():
+    resamples = bootstrap_trials(50, 30, block_length=5, rng=0)
+    assert resamples.shape == (30, 50)
+    runs = resamples.reshape(30, 10, 5)
+    np.testing.assert_array_equal(np.diff(runs, axis=-1), 1)
+    assert resamples.min() >= 0 and resamples.max() <= 49
+    np.testing.assert_array_equal(
+        resamples, bootstrap_trials(50, 30, block_length=5, rng=0)
+    )
+
+
+def test_bootstrap_interval_coverage_of_a_mean():
+    rng = np.random.default_rng(21)
+    n_reps, n_trials = 200, 80
+    covered = []
+    for _ in range(n_reps):
+        values = rng.exponential(1.0, n_trials)
+        interval = bootstrap_interval(
+            lambda trials, values=values: values[trials].mean(),
+            n_trials,
+            n_boot=300,
+            rng=rng,
+        )
+        covered.append(interval.low <= 1.0 <= interval.high)
+    # The percentile interval of a skewed mean under-covers a little.
+    assert 0.88 <= np.mean(covered) <= 0.99
+
+
+def test_bootstrap_interval_matches_scipy_percentile():
+    values = np.random.default_rng(4).normal(size=120)
+    ours = bootstrap_interval(
+        lambda trials: values[trials].std(), 120, n_boot=4000, rng=1
+    )
+    reference = stats.bootstrap(
+        (values,), np.std, n_resamples=4000, method="percentile", rng=2
+    ).confidence_interval
+    assert ours.low == pytest.approx(reference.low, abs=0.02)
+    assert ours.high == pytest.approx(reference.high, abs=0.02)
+
+
+def test_bootstrap_interval_counts_undefined_replicates():
+    flags = np.r_[np.ones(2), np.zeros(98)]
+
+    def first_flag_time(trials):
+        hits = np.flatnonzero(flags[trials])
+        return [float(hits[0]) if hits.size else np.nan, np.nan]
+
+    interval = bootstrap_interval(first_flag_time, 100, n_boot=100, rng=3)
+    assert 0 < interval.n_undefined[0] < 100
+    assert interval.n_undefined[1] == 100 and np.isnan(interval.high[1])
+
+
+def test_bootstrap_errors():
+    with pytest.raises(ErrsigError, match="`block_length` \\(20\\) must not exceed"):
+        bootstrap_trials(10, 5, block_length=20)
+    with pytest.raises(ErrsigError, match="`confidence` must be in"):
+        bootstrap_interval(np.mean, 10, confidence=95)
+
+
+def test_cluster_default_threshold_ignores_nan_surrogates():
+    rng = np.random.default_rng(14)
+    null = rng.normal(size=(200, 2, 10))
+    observed = rng.normal(size=(2, 10))
+    with_nan = null.copy()
+    with_nan[::2, 1] = np.nan
+    result = correct(observed, with_nan, method="cluster", time_axis=1)
+    expected = np.quantile(
+        np.concatenate([observed[None, 1], null[1::2, 1]]), 0.95, axis=0
+    )
+    np.testing.assert_allclose(result.threshold[1], expected)

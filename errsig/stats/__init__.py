@@ -7,6 +7,11 @@ of tests (:func:`correct`: max-statistic, cluster, FDR), with
 See ``docs/statistics.md`` for the methods and their assumptions.
 """
 
+from errsig.stats._bootstrap import (
+    BootstrapInterval,
+    bootstrap_interval,
+    bootstrap_trials,
+)
 from errsig.stats._corrections import CorrectionResult, correct, onset_latency
 from errsig.stats._nulls import NULLS, NullDraw, null_targets, observed_target
 from errsig.stats._pseudosession import draw_pseudosessions
@@ -14,8 +19,11 @@ from errsig.stats._pvalues import permutation_pvalues
 
 __all__ = [
     "NULLS",
+    "BootstrapInterval",
     "CorrectionResult",
     "NullDraw",
+    "bootstrap_interval",
+    "bootstrap_trials",
     "correct",
     "draw_pseudosessions",
     "null_targets",
