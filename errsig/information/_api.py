@@ -203,18 +203,19 @@ def mutual_information(
     seed, generator = _seed(rng)
     null_stream, tie_stream = generator.spawn(2)
 
+    discrete_target = _is_discrete(_trial_values(ds, target, "target"))
+    if given is not None and (discrete_target or method != "gcmi"):
+        raise ErrsigError(
+            f"`given`={given!r} needs method='gcmi' and a continuous target; got "
+            f"method={method!r} and target {target!r}"
+            f"{' (discrete)' if discrete_target else ''}. Condition a discrete "
+            "target by splitting the trials instead."
+        )
     target_variable, given_variable, neural_trials = _draw_variables(
         ds, target, given, n_perm, null, null_stream
     )
     if neural_trials is not None:
         counts = counts.isel(trial=neural_trials)
-    if given_variable is not None and (target_variable.discrete or method != "gcmi"):
-        raise ErrsigError(
-            f"`given`={given!r} needs method='gcmi' and a continuous target; got "
-            f"method={method!r} and target {target!r}"
-            f"{' (discrete)' if target_variable.discrete else ''}. Condition a "
-            "discrete target by splitting the trials instead."
-        )
 
     if method == "gcmi" and by is None:
         draws, masked = _gcmi_units(
@@ -366,6 +367,8 @@ def _draw_variables(
             f"`given` and `target` are both {target!r}; conditioning a variable "
             "on itself leaves no information."
         )
+    if given is not None and given not in ds.variables and given not in BEHAVIOURAL:
+        _trial_values(ds, given, "given")  # raises, naming what is available
     if given in BEHAVIOURAL and target in BEHAVIOURAL:
         joint = stats.null_targets(ds, [target, given], n_perm, null=null, rng=rng)
         observed_given = _trial_values(ds, given, "given")
@@ -665,14 +668,18 @@ def _warn_masked(masked: np.ndarray, by: str | None) -> None:
 def _test(observed: np.ndarray, surrogates: np.ndarray, correction: str, alpha: float):
     from errsig import stats
 
-    return stats.correct(
-        observed,
-        surrogates,
-        method=correction,
-        alpha=alpha,
-        time_axis=1 if correction == "cluster" else None,
-        standardize=correction != "none",
-    )
+    with warnings.catch_warnings():
+        # masked tests are all-NaN: their standardisation is NaN, as it should be
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        warnings.filterwarnings("ignore", "Degrees of freedom", RuntimeWarning)
+        return stats.correct(
+            observed,
+            surrogates,
+            method=correction,
+            alpha=alpha,
+            time_axis=1 if correction == "cluster" else None,
+            standardize=correction != "none",
+        )
 
 
 def _package(

@@ -1,0 +1,173 @@
+"""mutual_information on small synthetic datasets: answers, shapes, errors."""
+
+import numpy as np
+import pytest
+
+from errsig import (
+    ColumnError,
+    DataRepairWarning,
+    ErrsigError,
+    InsufficientDataError,
+)
+from errsig.information import gccmi, gcmi_continuous, gcmi_discrete, mutual_information
+from tests._information_data import information_dataset
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """Unit 0 codes the error x from bin 2 on; unit 1 codes the reward."""
+    error_gain = np.zeros((4, 5, 2))
+    error_gain[0, 2:, 0] = 0.5
+    reward_gain = np.zeros((4, 5))
+    reward_gain[1] = 0.6
+    return information_dataset(
+        np.random.default_rng(0), error_gain=error_gain, reward_gain=reward_gain
+    )
+
+
+def test_finds_planted_units_where_they_are(planted):
+    error = mutual_information(planted, "error", n_perm=199, rng=1)
+    np.testing.assert_array_equal(
+        error["significant"].values[0], [False, False, True, True, True]
+    )
+    assert not error["significant"].values[1:].any()
+    assert error["onset_latency"].values[0] == pytest.approx(0.04)
+
+    reward = mutual_information(planted, "reward", n_perm=199, rng=1)
+    assert reward["significant"].values[1].all()
+    assert not reward["significant"].values[[0, 2, 3]].any()
+
+
+def test_mi_is_the_estimator_on_each_unit_and_bin(planted):
+    result = mutual_information(planted, "error", n_perm=19, null="shuffle", rng=0)
+    counts = planted["counts"].values
+    error = planted["error"].values
+    for unit, time in [(0, 3), (2, 1)]:
+        expected = gcmi_continuous(counts[:, unit, time], error)
+        assert result["mi"].values[unit, time] == pytest.approx(expected, abs=1e-10)
+
+    reward = mutual_information(planted, "reward", n_perm=19, null="shuffle", rng=0)
+    expected = gcmi_discrete(counts[:, 1, 0], planted["reward"].values)
+    assert reward["mi"].values[1, 0] == pytest.approx(expected, abs=1e-10)
+
+    magnitude = np.hypot(error[:, 0], error[:, 1])
+    conditional = mutual_information(
+        planted, "error", given="error_magnitude", n_perm=19, null="shuffle", rng=0
+    )
+    expected = gccmi(counts[:, 0, 4], error, magnitude)
+    assert conditional["mi"].values[0, 4] == pytest.approx(expected, abs=1e-10)
+
+
+def test_result_records_how_it_was_made(planted):
+    result = mutual_information(
+        planted, "error", n_perm=49, null="shuffle", correction="fdr", rng=3
+    )
+    assert result["mi"].dims == ("unit", "time")
+    assert result["mi"].attrs["units"] == "bits"
+    assert result.attrs["seed"] == "3"
+    assert result.attrs["null_ignores_trial_order"] == 1
+    assert "ignores trial order" in result.attrs["null_note"]
+    assert result.attrs["p_floor"] == pytest.approx(1 / (49 * 20 + 1))
+    assert result.attrs["correction"] == "fdr"
+    p_uncorrected = result["p_uncorrected"].values * 50
+    np.testing.assert_allclose(p_uncorrected, np.round(p_uncorrected))  # (k+1)/(P+1)
+    again = mutual_information(
+        planted, "error", n_perm=49, null="shuffle", correction="fdr", rng=3
+    )
+    np.testing.assert_array_equal(result["p"].values, again["p"].values)
+
+
+def test_population_by_area(planted):
+    result = mutual_information(planted, "error", by="area", n_perm=99, rng=2)
+    assert result["mi"].dims == ("area", "time")
+    assert list(result["area"].values) == ["M1", "PMd"]
+    assert result["significant"].values[0, 2:].all()
+    assert not result["significant"].values[1].any()
+    assert result.attrs["n_components"] == 10
+    assert result["onset_latency"].dims == ("area",)
+
+
+def test_conditioning_on_per_bin_kinematics_and_cluster(planted):
+    kinematics = np.random.default_rng(5).normal(size=(200, 5, 2))
+    data = planted.assign(kinematics=(("trial", "time", "component"), kinematics))
+    result = mutual_information(
+        data, "error", given="kinematics", correction="cluster", n_perm=99, rng=2
+    )
+    assert result["significant"].values[0, 2:].all()
+    counts = data["counts"].values
+    expected = gccmi(counts[:, 0, 2], data["error"].values, kinematics[:, 2])
+    assert result["mi"].values[0, 2] == pytest.approx(expected, abs=1e-10)
+
+
+def test_linear_shift_uses_a_window_of_trials(planted):
+    result = mutual_information(planted, "error", null="linear_shift", n_perm=40)
+    assert result.attrs["p_floor"] == pytest.approx(1 / 41)
+    assert result["significant"].values[0, 2:].all()
+
+
+@pytest.mark.parametrize("method", ["binned", "ksg"])
+def test_other_estimators_find_the_planted_unit(planted, method):
+    subset = planted.isel(unit=[0, 2], time=[0, 4])
+    result = mutual_information(
+        subset, "error", method=method, null="shuffle", n_perm=49, rng=4
+    )
+    assert result["significant"].values[0, 1]
+    assert not result["significant"].values[1].any()
+    assert result.attrs["method"] == method
+
+
+def test_constant_units_are_masked_with_a_warning(planted):
+    data = planted.copy()
+    counts = data["counts"].values.copy()
+    counts[:, 3, :] = 2
+    data["counts"] = (("trial", "unit", "time"), counts)
+    with pytest.warns(DataRepairWarning, match="5 of 20 unit × time bins"):
+        result = mutual_information(data, "error", n_perm=19, null="shuffle", rng=0)
+    assert result["masked"].values[3].all()
+    assert np.isnan(result["mi"].values[3]).all()
+    assert np.isnan(result["p"].values[3]).all()
+    assert not result["masked"].values[:3].any()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "match"),
+    [
+        ({"method": "plugin"}, ErrsigError, "`method` must be one of"),
+        ({"null": "session"}, ErrsigError, "needs several sessions"),
+        ({"null": "bootstrap"}, ErrsigError, "`null` must be"),
+        ({"by": "unit"}, ErrsigError, "`by` must be None or 'area'"),
+        ({"by": "area", "method": "ksg"}, ErrsigError, "needs method='gcmi'"),
+        ({"correction": "bonferroni"}, ErrsigError, "`correction` must be"),
+        ({"alpha": 1.5}, ErrsigError, "`alpha` must lie in"),
+        ({"method": "binned", "bias": "miller"}, ErrsigError, "`bias` must be"),
+        ({"given": "error"}, ErrsigError, "conditioning a variable on itself"),
+        ({"given": "speed"}, ColumnError, "`given`"),
+        ({"target": "lick_rate"}, ColumnError, "`target`"),
+        ({"target": "reward", "given": "error_magnitude"}, ErrsigError, "continuous"),
+    ],
+)
+def test_bad_arguments_are_named(planted, arguments, error, match):
+    arguments = {"target": "error", **arguments}
+    target = arguments.pop("target")
+    with pytest.raises(error, match=match):
+        mutual_information(planted, target, n_perm=9, rng=0, **arguments)
+
+
+def test_bad_datasets_are_explained(planted):
+    with pytest.raises(ColumnError, match="`counts` variable"):
+        mutual_information(planted.drop_vars("counts"), "error")
+    with pytest.raises(InsufficientDataError, match="at least 10 trials"):
+        mutual_information(planted.isel(trial=slice(0, 8)), "error")
+    with pytest.raises(InsufficientDataError, match="single value"):
+        mutual_information(
+            planted.assign_coords(reward=("trial", np.ones(200, bool))),
+            "reward",
+            null="shuffle",
+            n_perm=9,
+        )
+    counts = planted["counts"].astype(float).values
+    counts[0, 0, 0] = np.nan
+    with pytest.raises(ErrsigError, match="contains NaN"):
+        mutual_information(
+            planted.assign(counts=(("trial", "unit", "time"), counts)), "error"
+        )
