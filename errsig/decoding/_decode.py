@@ -55,8 +55,6 @@ class _Target:
                 ..., None
             ]
         surrogates = np.asarray(surrogates, dtype=np.float64)
-        if self.name == "error_magnitude":
-            return np.linalg.norm(surrogates, axis=-1)[..., None]
         if self.name in ("error_x", "error_y"):
             index = 0 if self.name == "error_x" else 1
             return surrogates[..., index : index + 1]
@@ -240,7 +238,21 @@ def decode(
     null_values = None
     null_note = ""
     if n_perm:
-        null_values, null_note = _null_values(ds, target_info, null, n_perm, generator)
+        null_values, null_note, window_trials = _null_values(
+            ds, target_info, null, n_perm, generator
+        )
+        if window_trials is not None:
+            if options["lags"] != [0]:
+                raise ErrsigError(
+                    "`null`='linear_shift' pairs a fixed window of trials with "
+                    "shifted targets and supports lags=0 only; use the "
+                    "pseudosession null for lagged decoding."
+                )
+            ds = ds.isel(trial=window_trials)
+            target_info = _target(ds, target)
+            trial_index = _trial_positions(ds)
+            if covariates is not None:
+                covariates = covariates[:, window_trials]
 
     lag_values = options["lags"]
     n_bins = ds.sizes["time"] - options["window"] + 1
@@ -546,8 +558,9 @@ def _target(ds: xr.Dataset, target: str) -> _Target:
         else:
             index = 0 if target == "error_x" else 1
             values, components = error[:, index : index + 1], [target[-1]]
+        source = "error_magnitude" if target == "error_magnitude" else "error"
         return _checked_target(
-            _Target(target, values, components, "regression", "error")
+            _Target(target, values, components, "regression", source)
         )
 
     if target not in ds.variables or ds[target].dims != ("trial",):
@@ -741,11 +754,18 @@ def _null_values(
     null: str,
     n_perm: int,
     generator: np.random.Generator,
-) -> tuple[np.ndarray, str]:
-    from errsig.stats import null_targets
+) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """Surrogate targets ``(P, n_trials, n_components)``, a note, and the trials.
+
+    The trials are None except for the linear-shift null, whose surrogates
+    pair with a fixed window of neural trials.
+    """
+    from errsig.stats import NullDraw, null_targets
 
     surrogates = null_targets(ds, target.null_source, n_perm, null=null, rng=generator)
-    if hasattr(surrogates, "values") and not isinstance(surrogates, np.ndarray):
+    window_trials = None
+    if isinstance(surrogates, NullDraw):
+        window_trials = surrogates.neural_trials
         surrogates = surrogates.values
     values = target.from_null(np.asarray(surrogates))
     note = ""
@@ -754,7 +774,7 @@ def _null_values(
             "trial-shuffle null: ignores trial order, so slow drift shared by "
             "activity and behaviour inflates false positives"
         )
-    return values, note
+    return values, note, window_trials
 
 
 def _fit_and_score(

@@ -123,12 +123,16 @@ def _ridge_fold(
     loo_error = np.empty((len(alphas), n_bins, n_problems))
     for position, alpha in enumerate(alphas):
         shrink = 1.0 / (eigenvalues + alpha)
-        fitted = left @ (shrink[..., None] * projected)
+        residual = left @ (shrink[..., None] * projected)
+        np.subtract(centred, residual, out=residual)
+        np.square(residual, out=residual)
         # The intercept is fitted without penalty: it adds 1/n to each leverage.
         leverage = leverage_base @ shrink[..., None] + 1.0 / n_train
-        residual = (centred - fitted) / (1.0 - leverage)
-        squared = (residual**2).reshape(n_bins, n_train, n_problems, n_components)
-        loo_error[position] = squared.mean(axis=(1, 3))
+        weight = np.swapaxes((1.0 - leverage) ** -2, -1, -2)
+        squared_sum = (weight @ residual)[:, 0]
+        loo_error[position] = squared_sum.reshape(n_bins, n_problems, n_components).sum(
+            axis=-1
+        )
     best = np.argmin(loo_error, axis=0)
 
     shrink = 1.0 / (eigenvalues[None] + alphas[:, None, None])
@@ -212,7 +216,7 @@ def _newton(
         linear = design @ coefficients
         probability = 1.0 / (1.0 + np.exp(-linear))
         gradient = np.swapaxes(design, 1, 2) @ (probability - labels)
-        gradient += np.einsum("ij,bjm->bim", penalty, coefficients)
+        gradient += penalty @ coefficients
         weight = probability * (1.0 - probability)
         weighted = design[:, None] * np.swapaxes(weight, 1, 2)[..., None]
         hessian = np.swapaxes(weighted, -1, -2) @ design[:, None] + penalty
@@ -251,5 +255,5 @@ def _logistic_objective(
 ) -> np.ndarray:
     linear = design @ coefficients
     loss = np.logaddexp(0.0, linear) - labels * linear
-    penalised = 0.5 * np.einsum("bim,ij,bjm->bm", coefficients, penalty, coefficients)
+    penalised = 0.5 * (coefficients * (penalty @ coefficients)).sum(axis=1)
     return loss.sum(axis=1) + penalised
