@@ -1,5 +1,7 @@
 """Permutation p-values and family-wise / FDR corrections (errsig.stats)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -406,3 +408,24 @@ def test_cluster_default_threshold_ignores_nan_surrogates():
         np.concatenate([observed[None, 1], null[1::2, 1]]), 0.95, axis=0
     )
     np.testing.assert_allclose(result.threshold[1], expected)
+
+
+@pytest.mark.parametrize("method", ["maxstat", "cluster"])
+def test_undefined_surrogates_do_not_count(method):
+    null = np.array([[1.0, 0.0], [np.nan, np.nan], [3.0, 0.0], [0.0, 0.0]])
+    result = correct(
+        [2.0, 0.0], null, method=method, time_axis=0, cluster_threshold=0.5
+    )
+    # three usable surrogates; one of them (3.0) beats 2.0
+    assert result.p[0] == pytest.approx(2 / 4)
+    assert result.p_floor == pytest.approx(1 / 4)
+    assert np.isnan(result.null_max[1])
+
+
+def test_all_nan_test_gives_no_runtime_warning():
+    null = np.random.default_rng(0).normal(size=(20, 3))
+    null[:, 0] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = correct([np.nan, 1.0, 0.0], null, standardize=True)
+    assert np.isnan(result.p[0])

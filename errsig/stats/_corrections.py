@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -59,7 +60,8 @@ class CorrectionResult:
     null_max : numpy.ndarray or None
         For "maxstat" the family-wise maximum of each surrogate, for "cluster"
         the largest cluster mass of each surrogate (``-inf`` when it has no
-        cluster); None otherwise.
+        cluster); NaN for a surrogate that is NaN in every test, which is left
+        out (and not counted in ``P``); None otherwise.
     clusters : numpy.ndarray of int or None
         For "cluster": labels of the observed clusters, ``observed``'s shape,
         0 outside clusters and 1, 2, ... inside them.
@@ -367,11 +369,14 @@ def _oriented(
     """Orient the statistic and its null so that large means extreme."""
     if standardize or alternative == "two-sided":
         pooled = np.concatenate([observed[None], null])
-        centre = np.nanmean(pooled, axis=0)
+        with warnings.catch_warnings():
+            # A test that is NaN throughout stays NaN, which is its answer.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            centre = np.nanmean(pooled, axis=0)
+            spread = np.nanstd(pooled, axis=0)
         observed = observed - centre
         null = null - centre
         if standardize:
-            spread = np.nanstd(pooled, axis=0)
             spread = np.where(spread > 0, spread, 1.0)
             observed = observed / spread
             null = null / spread
@@ -397,17 +402,26 @@ def _maxstat(
 ) -> CorrectionResult:
     n_surrogates = null_statistic.shape[0]
     family = null_statistic.reshape(n_surrogates, -1)
+    valid = _defined_surrogates(null_statistic)
     null_max = np.where(np.isnan(family), -np.inf, family).max(axis=1)
+    null_max[~valid] = np.nan
 
-    exceed = null_max[:, None] >= (statistic - tie_tolerance(statistic)).reshape(-1)
-    pvalues = (exceed.sum(axis=0) + 1.0) / (n_surrogates + 1.0)
+    threshold = (statistic - tie_tolerance(statistic)).reshape(-1)
+    exceed = null_max[valid, None] >= threshold
+    pvalues = (exceed.sum(axis=0) + 1.0) / (valid.sum() + 1.0)
     pvalues = np.where(np.isnan(statistic.reshape(-1)), np.nan, pvalues)
     return _result(
         pvalues.reshape(statistic.shape),
-        p_floor=1 / (n_surrogates + 1),
+        p_floor=1 / (int(valid.sum()) + 1),
         null_max=null_max,
         **options,
     )
+
+
+def _defined_surrogates(null_statistic: np.ndarray) -> np.ndarray:
+    """Surrogates with at least one non-NaN test; the others do not count."""
+    family = null_statistic.reshape(null_statistic.shape[0], -1)
+    return ~np.isnan(family).all(axis=1)
 
 
 def _cluster(
@@ -426,14 +440,16 @@ def _cluster(
     _, null_masses, owners = _label_clusters(null_runs, threshold_runs)
     null_max = np.full(n_surrogates, -np.inf)
     np.maximum.at(null_max, owners, null_masses)
+    valid = _defined_surrogates(null_statistic)
+    null_max[~valid] = np.nan
 
-    exceed = null_max[:, None] >= masses - tie_tolerance(masses)
-    cluster_p = (exceed.sum(axis=0) + 1.0) / (n_surrogates + 1.0)
+    exceed = null_max[valid, None] >= masses - tie_tolerance(masses)
+    cluster_p = (exceed.sum(axis=0) + 1.0) / (valid.sum() + 1.0)
     pvalues = np.concatenate([[1.0], cluster_p])[labels[0]]
     pvalues = np.where(np.isnan(statistic_runs), np.nan, pvalues)
     return _result(
         np.moveaxis(pvalues, -1, axis),
-        p_floor=1 / (n_surrogates + 1),
+        p_floor=1 / (int(valid.sum()) + 1),
         null_max=null_max,
         clusters=np.moveaxis(labels[0], -1, axis),
         cluster_p=cluster_p,
