@@ -106,7 +106,7 @@ def test_pynapple_phy_empty_locations_need_area():
 
 def test_neuroconv_tingley_units_not_linked_to_electrodes():
     path = real_file("neuroconv_tingley_test.nwb")
-    with pytest.raises(NWBReadError, match=r"linked to no brain area.*area="):
+    with pytest.raises(NWBReadError, match=r"linked to no brain area.*'hpc', 'ls'"):
         read_nwb(path)
     session, _ = read_with_warnings(path, area="hpc")
     assert session.n_units == 10
@@ -116,6 +116,7 @@ def test_neuroconv_tingley_units_not_linked_to_electrodes():
     description = describe_nwb(path)
     assert "Units: 10 in 1 area(s)" in description
     assert "Trials: none" in description
+    assert "binning: missing trials" in description
 
 
 def test_neuroconv_ecephys_tutorial():

@@ -193,6 +193,8 @@ def _behavior_lines(session: Session) -> list[str]:
 
 def _missing_lines(session: Session) -> list[str]:
     missing = session.missing_columns()
+    if not session.n_trials:
+        missing = {analysis: ["trials"] for analysis in ANALYSIS_REQUIREMENTS}
     lines = ["Analyses:"]
     for analysis in ANALYSIS_REQUIREMENTS:
         if analysis in missing:

@@ -154,7 +154,7 @@ def unit_areas(
             areas = values.astype(str)
             source = f"units column {area!r}"
         else:
-            logger.info("%s: area %r given for all %d units", name, area, n_units)
+            logger.debug("%s: area %r given for all %d units", name, area, n_units)
             return np.full(n_units, str(area), dtype=object)
     else:
         areas, source = _linked_locations(units, name)
@@ -163,7 +163,8 @@ def unit_areas(
                 _no_area_message(
                     units,
                     f"the units of {name} are linked to no brain area (no electrodes "
-                    "link with a location, no electrode group).",
+                    "link with a location, no electrode group)."
+                    + _unlinked_locations(nwbfile),
                 )
             )
 
@@ -177,7 +178,7 @@ def unit_areas(
                 f"{source}, so their brain area is unknown.",
             )
         )
-    logger.info("%s: unit areas from the %s", name, source)
+    logger.debug("%s: unit areas from the %s", name, source)
     return areas.astype(object)
 
 
@@ -263,6 +264,21 @@ def _no_area_message(units: Units, problem: str) -> str:
         f"{problem} Pass area=<units column> naming the column "
         f"that holds each unit's area (candidates: {candidates}), or "
         "area='<name>' to give every unit the same area."
+    )
+
+
+def _unlinked_locations(nwbfile: NWBFile) -> str:
+    """Name the electrode locations a file has, when its units do not use them."""
+    electrodes = nwbfile.electrodes
+    if electrodes is None or "location" not in electrodes.colnames:
+        return ""
+    locations = sorted(set(decode_strings(np.asarray(electrodes["location"].data[:]))))
+    locations = [str(location) for location in locations if location]
+    if not locations:
+        return ""
+    return (
+        f" Its electrodes table has the locations {locations[:10]}, but the units "
+        "do not say which electrodes they were recorded on."
     )
 
 
