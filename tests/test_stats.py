@@ -2,9 +2,12 @@
 
 import warnings
 
+import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage, stats
 from statsmodels.stats.multitest import multipletests
 
@@ -429,3 +432,36 @@ def test_all_nan_test_gives_no_runtime_warning():
         warnings.simplefilter("error")
         result = correct([np.nan, 1.0, 0.0], null, standardize=True)
     assert np.isnan(result.p[0])
+
+
+# --------------------------------------------------------------- properties
+
+finite_floats = st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 30), st.integers(1, 6)),
+        elements=finite_floats,
+    ),
+    hnp.arrays(np.float64, st.integers(1, 6), elements=finite_floats),
+)
+def test_pvalue_properties(null, observed):
+    observed = np.resize(observed, null.shape[1])
+    n_surrogates = null.shape[0]
+    greater = permutation_pvalues(observed, null)
+    less = permutation_pvalues(observed, null, alternative="less")
+    two_sided = permutation_pvalues(observed, null, alternative="two-sided")
+    floor = 1 / (n_surrogates + 1)
+    for pvalues in (greater, less, two_sided):
+        assert np.all((pvalues >= floor - 1e-15) & (pvalues <= 1))
+    # every surrogate is counted in at least one tail
+    assert np.all(greater + less >= 1 + floor - 1e-12)
+    # the family-wise max can only make p larger
+    maxstat = correct(observed, null, method="maxstat")
+    assert np.all(maxstat.p >= greater - 1e-15)
+    assert np.all(
+        correct(observed, null, method="maxstat", alternative="less").p >= less - 1e-15
+    )
