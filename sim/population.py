@@ -5,18 +5,21 @@ Unit ``i`` fires on trial ``n`` at time ``t`` with rate (Hz, science.md §4)
 .. code-block:: text
 
     λ_i(t, n) = G_i(t, n) · [ b0_i
-        + c_i · s(t + τ_i) · cos(θ_target,n − θ_PD,i(n))       kinematic
+        + c_i · v(t + τ_i, n) · u_PD,i(n) / v_peak              kinematic
         + k_i · F(t + τ_i, n) · u_i                             force
         + g_i · (e_n · u_err,i) · h(t − t_fb,n − L_i)           vector error
         + m_i · |e_n| · h(t − t_fb,n − L_i)                     error magnitude
         + r_i · o_n · h(t − t_fb,n − L_i) ]₊                    outcome
 
-with ``s`` the reach speed normalised to peak 1, ``F`` the force the arm
-produces (inertial force along the reach plus the learnt compensation of the
-field), ``e_n`` the error shown at feedback (metres), ``o_n`` either the reward
-prediction error ``R_n − R̄_n`` or the failure indicator ``1 − R_n``, and ``h``
-a response kernel that starts ``L_i`` after feedback, rises in 20 ms and lasts
-``D_i`` (150–300 ms). The bracket is rectified at zero.
+with ``v`` the hand velocity (the planned reach along the target plus the
+lateral deflection, which scales with the trial's error), ``v_peak`` the peak
+planned speed, ``u_PD`` the unit vector of the preferred direction, ``F`` the
+force the arm produces (inertial force along the reach plus the learnt
+compensation of the field), ``e_n`` the error shown at feedback (metres),
+``o_n`` either the reward prediction error ``R_n − R̄_n`` or the failure
+indicator ``1 − R_n``, and ``h`` a response kernel that starts ``L_i`` after
+feedback, rises in 20 ms and lasts ``D_i`` (150–300 ms). The bracket is
+rectified at zero.
 
 ``G_i`` is a multiplicative gain from a shared slow latent: a two-dimensional
 AR(1) process across trials plus trial-to-trial jitter, with per-unit loadings,
@@ -502,6 +505,11 @@ def _trial_signals(
             "mass": config.arm_mass,
             "distance": config.reach_distance,
             "duration": config.movement_duration,
+            # Lateral hand speed per metre of the trial's maximum lateral error,
+            # every millisecond from movement onset.
+            "lateral_speed": np.gradient(task.lateral_template, 0.001)
+            / task.lateral_template.max(),
+            "arm_lateral_error": truth["arm_lateral_error"].to_numpy(),
         },
     )
 
@@ -524,23 +532,31 @@ def _rates(
     distance = signals.extras["distance"]
     duration = signals.extras["duration"]
     lead = units["kinematic_lead"].to_numpy()[:, None]
+    lateral_speed = signals.extras["lateral_speed"]
+    reach_end = min(duration + 0.3, (len(lateral_speed) - 1) / 1000)
     during = np.flatnonzero(
-        (since_onset > -lead.max(initial=0.0)) & (since_onset < duration)
+        (since_onset > -lead.max(initial=0.0)) & (since_onset < reach_end)
     )
     moving_trials = trial_of_bin[during]
 
+    # Cosine tuning to the hand velocity: the planned reach along the target
+    # plus the lateral deflection, whose velocity leaks the trial's error.
     tuned = np.flatnonzero(units["depth"].to_numpy() > 0)
     if tuned.size and during.size:
-        speed = minimum_jerk_speed(
-            since_onset[during] + lead[tuned], distance, duration
-        )
-        cosine = np.cos(
+        shifted = since_onset[during] + lead[tuned]
+        speed = minimum_jerk_speed(shifted, distance, duration)
+        milliseconds = np.clip(np.rint(shifted * 1000), 0, len(lateral_speed) - 1)
+        sideways = lateral_speed[milliseconds.astype(np.int64)] * (shifted > 0)
+        sideways *= signals.extras["arm_lateral_error"][moving_trials]
+        offset = (
             signals.target_angle[moving_trials]
             - signals.preferred_direction[tuned][:, moving_trials]
         )
         peak_speed = 1.875 * distance / duration
         depth = units["depth"].to_numpy()[tuned, None] / peak_speed
-        rate[np.ix_(tuned, during)] += depth * speed * cosine
+        rate[np.ix_(tuned, during)] += depth * (
+            speed * np.cos(offset) - sideways * np.sin(offset)
+        )
 
     pushing = np.flatnonzero(units["force_gain"].to_numpy() > 0)
     if pushing.size and during.size:
