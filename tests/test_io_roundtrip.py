@@ -54,7 +54,7 @@ def full_session(seed):
                 "drift_rule": ["stable"] * 6,
                 "gain": rng.normal(size=6),
             },
-            index=units.index,
+            index=units.index.rename("unit_id"),
         ),
         "trials": pd.DataFrame(
             {
@@ -106,12 +106,10 @@ def test_truth_and_meta_are_restored(written):
     session, path = written
     again = read_nwb(path)
     truth, expected = again.meta["truth"], session.meta["truth"]
-    pd.testing.assert_frame_equal(
-        truth["units"], expected["units"], check_names=False, check_dtype=False
-    )
-    pd.testing.assert_frame_equal(
-        truth["trials"], expected["trials"], check_names=False, check_dtype=False
-    )
+    pd.testing.assert_frame_equal(truth["units"], expected["units"])
+    pd.testing.assert_frame_equal(truth["trials"], expected["trials"])
+    pd.testing.assert_frame_equal(again.units, session.units)
+    pd.testing.assert_frame_equal(again.trials, session.trials)
     for column in ("role", "drift_rule"):
         assert list(truth["units"][column]) == list(expected["units"][column])
     trajectory = truth["unit_trial"]["preferred_direction"]

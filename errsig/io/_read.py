@@ -35,6 +35,7 @@ def read_session(
     mapping: dict[str, str],
     area: str | None,
 ) -> Session:
+    """Read a Session from an open file (see ``read_nwb`` for the arguments)."""
     units_table = find_units_table(io, nwbfile, name)
     spike_times, spike_index = read_spikes(units_table, name)
     areas = unit_areas(nwbfile, units_table, area, name)
@@ -49,8 +50,9 @@ def read_session(
     behavior = read_behavior(
         nwbfile, name, extra.get("behavior_sampling"), extra.get("behavior_keys")
     )
-    units = _reorder(units, extra.get("units_columns"))
-    trials = _reorder(trials, extra.get("trials_columns"))
+    index_names = extra.get("index_names", {})
+    units = _reorder(units, extra.get("units_columns"), index_names.get("units"))
+    trials = _reorder(trials, extra.get("trials_columns"), index_names.get("trials"))
 
     meta = {
         **extra.get("meta", {}),
@@ -95,10 +97,15 @@ def _extra_meta(nwbfile: NWBFile) -> dict:
     return json.loads(text, object_hook=json_object_hook)
 
 
-def _reorder(frame: pd.DataFrame, order: list[str] | None) -> pd.DataFrame:
-    if order is not None and sorted(order) == sorted(map(str, frame.columns)):
-        return frame[order]
-    return frame
+def _reorder(
+    frame: pd.DataFrame, order: list[str] | None, index_name: object = None
+) -> pd.DataFrame:
+    """Restore the column order and index name a session had when errsig wrote it."""
+    if order is None:
+        return frame
+    if sorted(order) == sorted(map(str, frame.columns)):
+        frame = frame[order]
+    return frame.rename_axis(index_name)
 
 
 def _truth(
@@ -108,15 +115,22 @@ def _truth(
     extra: dict,
 ) -> dict | None:
     truth = dict(extra.get("truth", {}))
+    index_names = extra.get("index_names", {})
     if len(truth_units.columns):
-        truth["units"] = _reorder(truth_units, extra.get("truth_units_columns"))
+        truth["units"] = _reorder(
+            truth_units,
+            extra.get("truth_units_columns"),
+            index_names.get("truth_units"),
+        )
     if trajectories:
         truth["unit_trial"] = trajectories
     module = nwbfile.processing.get(TRUTH_MODULE)
     if module is not None and TRUTH_TRIALS in module.data_interfaces:
-        trials = table_to_frame(module[TRUTH_TRIALS])
-        trials.index.name = None
-        truth["trials"] = _reorder(trials, extra.get("truth_trials_columns"))
+        truth["trials"] = _reorder(
+            table_to_frame(module[TRUTH_TRIALS]),
+            extra.get("truth_trials_columns"),
+            index_names.get("truth_trials"),
+        )
     if not truth and not extra.get("has_truth"):
         return None
     return truth

@@ -362,9 +362,19 @@ def _extra_meta(session: Session) -> dict:
         "units_columns": [str(c) for c in session.units.columns],
         "trials_columns": [str(c) for c in session.trials.columns],
         "behavior_keys": list(session.behavior),
+        "index_names": {
+            "units": session.units.index.name,
+            "trials": session.trials.index.name,
+            "truth_units": _index_name(truth.get("units")),
+            "truth_trials": _index_name(truth.get("trials")),
+        },
         "truth_units_columns": _column_names(truth.get("units")),
         "truth_trials_columns": _column_names(truth.get("trials")),
     }
+
+
+def _index_name(frame: pd.DataFrame | None) -> object:
+    return None if frame is None else frame.index.name
 
 
 def _column_names(frame: pd.DataFrame | None) -> list[str] | None:
