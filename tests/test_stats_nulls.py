@@ -359,3 +359,19 @@ def test_linear_shift_too_many_surrogates(session):
 def test_no_trial_dimension():
     with pytest.raises(ErrsigError, match="no `trial` dimension"):
         null_targets(xr.Dataset(), "reward", 3, null="shuffle")
+
+
+def test_joint_pseudosession_with_new_targets_turns_the_error(session):
+    joint = null_targets(session, ["error", "target_angle"], 20, rng=12)
+    alone = null_targets(session, "error", 20, rng=12)
+    angle = session["target_angle"].to_numpy()
+    # same pseudosessions: the same lateral error relative to each reach
+    np.testing.assert_allclose(
+        lateral_error(joint["error"], joint["target_angle"]),
+        lateral_error(alone, angle),
+        atol=1e-15,
+    )
+    np.testing.assert_allclose(
+        np.hypot(joint["error"][..., 0], joint["error"][..., 1]),
+        np.hypot(alone[..., 0], alone[..., 1]),
+    )

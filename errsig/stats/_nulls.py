@@ -131,7 +131,10 @@ def null_targets(
     independent draws, with replacement, from its observed values. That
     matches the experiment only if the variable really was drawn
     independently of the past; a variable with trial-order structure of its
-    own (a block design, a staircase) needs a model of that structure.
+    own (a block design, a staircase) needs a model of that structure. In a
+    joint draw of ``"target_angle"`` with ``"error"``, each pseudosession error
+    keeps its lateral and along-reach parts and is turned to the new reach
+    direction.
 
     *shuffle*. A random permutation of the trials. It ignores trial order:
     two slowly drifting series (a learning curve and a drifting neuron) look
@@ -329,6 +332,21 @@ def _linear_shift(
     }
 
 
+def _rotate_to_targets(
+    error: np.ndarray, angle: np.ndarray, new_angle: np.ndarray
+) -> np.ndarray:
+    """Keep each error's lateral and along-reach parts, for new reach angles."""
+    turn = np.asarray(new_angle, dtype=np.float64) - angle
+    cos, sin = np.cos(turn), np.sin(turn)
+    return np.stack(
+        [
+            cos * error[..., 0] - sin * error[..., 1],
+            sin * error[..., 0] + cos * error[..., 1],
+        ],
+        axis=-1,
+    )
+
+
 def _pseudosession_targets(
     ds: xr.Dataset,
     observed: dict[str, np.ndarray],
@@ -339,21 +357,26 @@ def _pseudosession_targets(
 
     behaviour_rng, other_rng = generator.spawn(2)
     draws = {}
-    if any(name in BEHAVIOURAL_TARGETS for name in observed):
-        sessions = draw_pseudosessions(ds, n_surrogates, rng=behaviour_rng)
-        error = sessions["error"].transpose("pseudosession", "trial", "component")
-        draws["error"] = error.to_numpy()
-        draws["error_magnitude"] = np.hypot(
-            draws["error"][..., 0], draws["error"][..., 1]
-        )
-        if "reward" in sessions:
-            draws["reward"] = sessions["reward"].to_numpy()
-        elif "reward" in observed:
-            raise ColumnError("the dataset has no `reward` coordinate on trial.")
-
     n_trials = ds.sizes["trial"]
     for name, values in observed.items():
         if name not in BEHAVIOURAL_TARGETS:
             picks = other_rng.integers(0, n_trials, size=(n_surrogates, n_trials))
             draws[name] = values[picks]
+
+    if any(name in BEHAVIOURAL_TARGETS for name in observed):
+        sessions = draw_pseudosessions(ds, n_surrogates, rng=behaviour_rng)
+        error = sessions["error"].transpose("pseudosession", "trial", "component")
+        draws["error"] = error.to_numpy()
+        if "target_angle" in draws:
+            # A joint draw with new targets: the pseudo-subject reached to them.
+            draws["error"] = _rotate_to_targets(
+                draws["error"],
+                observed_target(ds, "target_angle"),
+                draws["target_angle"],
+            )
+        draws["error_magnitude"] = np.hypot(
+            draws["error"][..., 0], draws["error"][..., 1]
+        )
+        if "reward" in observed:
+            draws["reward"] = sessions["reward"].to_numpy()
     return {name: draws[name] for name in observed}
