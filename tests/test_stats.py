@@ -465,3 +465,17 @@ def test_pvalue_properties(null, observed):
     assert np.all(
         correct(observed, null, method="maxstat", alternative="less").p >= less - 1e-15
     )
+
+
+@pytest.mark.parametrize(("alternative", "tail"), [("greater", 1), ("less", -1)])
+def test_maxstat_agrees_with_frites(alternative, tail):
+    # frites reports k / P (floored at 1 / P); errsig reports (k + 1) / (P + 1).
+    from frites.stats import testwise_correction_mcp
+
+    rng = np.random.default_rng(15)
+    null = rng.normal(size=(500, 6, 8))
+    observed = rng.normal(size=(6, 8)) + np.linspace(0, 4, 8) * (1 if tail == 1 else -1)
+    ours = correct(observed, null, method="maxstat", alternative=alternative).p
+    theirs = testwise_correction_mcp(observed, null, tail=tail, mcp="maxstat")
+    n_exceeding = np.round(ours * 501 - 1)
+    np.testing.assert_allclose(np.maximum(n_exceeding, 1) / 500, theirs)
