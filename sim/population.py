@@ -389,6 +389,7 @@ def simulate_spikes(
     chunk_trials: int = 32,
     progress: bool = False,
     latent_config: LatentConfig | None = None,
+    track_arm: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw every unit's spikes over the whole session, a chunk of trials at a time.
 
@@ -410,6 +411,12 @@ def simulate_spikes(
         Show a progress bar over chunks.
     latent_config : LatentConfig, optional
         For the movement quench; defaults of :class:`LatentConfig`.
+    track_arm : bool, default=False
+        Whether kinematic units follow the hand's actual velocity (its lateral
+        deflection included) and force units the corrective force of the arm's
+        impedance, ``-(k y + c y')``. Both scale with the trial's error, so
+        movement activity then carries the error (science.md §3.1). Off, they
+        follow the planned reach and the learnt compensation only.
 
     Returns
     -------
@@ -435,7 +442,7 @@ def simulate_spikes(
     """
     latent_config = latent_config or LatentConfig()
     signals = _trial_signals(
-        units, task, preferred_direction, latent, latent_config, rng
+        units, task, preferred_direction, latent, latent_config, rng, track_arm
     )
     trials = task.trials
     n_trials, n_units = len(trials), len(units)
@@ -472,6 +479,7 @@ def _trial_signals(
     latent: np.ndarray,
     latent_config: LatentConfig,
     rng: np.random.Generator,
+    track_arm: bool,
 ) -> _TrialSignals:
     trials, truth, config = task.trials, task.truth, task.config
     angle = trials["target_angle"].to_numpy()
@@ -509,7 +517,11 @@ def _trial_signals(
             # every millisecond from movement onset.
             "lateral_speed": np.gradient(task.lateral_template, 0.001)
             / task.lateral_template.max(),
+            "lateral_position": task.lateral_template / task.lateral_template.max(),
             "arm_lateral_error": truth["arm_lateral_error"].to_numpy(),
+            "stiffness": config.arm_stiffness,
+            "damping": config.arm_damping,
+            "track_arm": track_arm,
         },
     )
 
@@ -532,31 +544,29 @@ def _rates(
     distance = signals.extras["distance"]
     duration = signals.extras["duration"]
     lead = units["kinematic_lead"].to_numpy()[:, None]
-    lateral_speed = signals.extras["lateral_speed"]
-    reach_end = min(duration + 0.3, (len(lateral_speed) - 1) / 1000)
+    # The deflection and its correction outlast the planned reach by ~0.4 s.
+    reach_end = duration + (0.4 if signals.extras["track_arm"] else 0.0)
     during = np.flatnonzero(
         (since_onset > -lead.max(initial=0.0)) & (since_onset < reach_end)
     )
     moving_trials = trial_of_bin[during]
 
-    # Cosine tuning to the hand velocity: the planned reach along the target
-    # plus the lateral deflection, whose velocity leaks the trial's error.
+    # Cosine tuning to the hand velocity: the planned reach along the target,
+    # plus (track_arm) the lateral deflection, which scales with the error.
     tuned = np.flatnonzero(units["depth"].to_numpy() > 0)
     if tuned.size and during.size:
         shifted = since_onset[during] + lead[tuned]
-        speed = minimum_jerk_speed(shifted, distance, duration)
-        milliseconds = np.clip(np.rint(shifted * 1000), 0, len(lateral_speed) - 1)
-        sideways = lateral_speed[milliseconds.astype(np.int64)] * (shifted > 0)
-        sideways *= signals.extras["arm_lateral_error"][moving_trials]
         offset = (
             signals.target_angle[moving_trials]
             - signals.preferred_direction[tuned][:, moving_trials]
         )
+        along = minimum_jerk_speed(shifted, distance, duration) * np.cos(offset)
+        if signals.extras["track_arm"]:
+            sideways = _lateral(shifted, moving_trials, signals, "lateral_speed")
+            along -= sideways * np.sin(offset)
         peak_speed = 1.875 * distance / duration
         depth = units["depth"].to_numpy()[tuned, None] / peak_speed
-        rate[np.ix_(tuned, during)] += depth * (
-            speed * np.cos(offset) - sideways * np.sin(offset)
-        )
+        rate[np.ix_(tuned, during)] += depth * along
 
     pushing = np.flatnonzero(units["force_gain"].to_numpy() > 0)
     if pushing.size and during.size:
@@ -581,7 +591,11 @@ def _rates(
 def _produced_force(
     shifted: np.ndarray, trial_of_bin: np.ndarray, signals: _TrialSignals
 ) -> np.ndarray:
-    """Force the arm produces (N): inertial force along the reach + compensation."""
+    """Return the force the arm produces (N), x and y.
+
+    Inertial force along the reach, the learnt compensation of the field and,
+    with ``track_arm``, the correction of the deflection.
+    """
     distance = signals.extras["distance"]
     duration = signals.extras["duration"]
     phase = np.clip(shifted / duration, 0.0, 1.0)
@@ -595,7 +609,27 @@ def _produced_force(
     compensation = signals.compensation_force[trial_of_bin]
     force_x = inertial * np.cos(angle) + speed * compensation[:, 0]
     force_y = inertial * np.sin(angle) + speed * compensation[:, 1]
+    if signals.extras["track_arm"]:
+        # The arm's impedance pushes back on the deflection: -(k y + c y').
+        correction = -(
+            signals.extras["stiffness"]
+            * _lateral(shifted, trial_of_bin, signals, "lateral_position")
+            + signals.extras["damping"]
+            * _lateral(shifted, trial_of_bin, signals, "lateral_speed")
+        )
+        force_x = force_x - correction * np.sin(angle)
+        force_y = force_y + correction * np.cos(angle)
     return force_x, force_y
+
+
+def _lateral(
+    shifted: np.ndarray, trial_of_bin: np.ndarray, signals: _TrialSignals, name: str
+) -> np.ndarray:
+    """Lateral deflection (m) or its speed (m/s) at times from movement onset."""
+    template = signals.extras[name]
+    milliseconds = np.clip(np.rint(shifted * 1000), 0, len(template) - 1)
+    value = template[milliseconds.astype(np.int64)] * (shifted > 0)
+    return value * signals.extras["arm_lateral_error"][trial_of_bin]
 
 
 def _add_feedback_terms(

@@ -74,6 +74,10 @@ class Scenario:
         The shared latent.
     n_units : int
         Default number of units.
+    track_arm : bool
+        Whether kinematic and force units follow the arm's actual deflection
+        (see :func:`sim.population.simulate_spikes`), so that their movement
+        activity carries the error.
 
     Examples
     --------
@@ -89,6 +93,7 @@ class Scenario:
     task: TaskConfig = field(default_factory=TaskConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
     n_units: int = 120
+    track_arm: bool = False
 
 
 def _background(area: str = "M1", drift_rule: str = "stable") -> tuple[UnitGroup, ...]:
@@ -161,15 +166,17 @@ _SCENARIO_LIST = [
         "S4",
         "kinematic_confound",
         "Kinematic confound. Velocity- and force-tuned units only, no cursor "
-        "jumps: in the curl field the error is a function of the movement these "
-        "units encode, so their movement-epoch activity correlates with the "
-        "error. They must not be called error units once kinematic and force "
-        "covariates are included, nor in post-movement windows.",
+        "jumps, and the units follow the arm's actual deflection and the force "
+        "that corrects it: in the curl field the error is a function of the "
+        "movement these units encode, so their activity around the end of the "
+        "reach correlates with the error. They must not be called error units "
+        "once kinematic and force covariates are included.",
         (
             UnitGroup("M1", "kinematic", 0.5),
             UnitGroup("M1", "force", 0.5),
         ),
         TaskConfig(jump_probability=0.0),
+        track_arm=True,
     ),
     Scenario(
         "S5",
@@ -310,8 +317,9 @@ def simulate(
         Trials simulated at once; memory grows with ``n_units * chunk_trials``.
     **overrides
         Fields of :class:`sim.task.TaskConfig` (e.g. ``reward_rule``,
-        ``field_direction``, ``jump_probability``, ``adaptation``) or of
-        :class:`sim.population.LatentConfig` (e.g. ``slow_correlation``).
+        ``field_direction``, ``jump_probability``, ``adaptation``), of
+        :class:`sim.population.LatentConfig` (e.g. ``slow_correlation``), or
+        ``track_arm`` (see :class:`Scenario`).
 
     Returns
     -------
@@ -337,6 +345,7 @@ def simulate(
     np.int64(2)
     """
     spec = _resolve(scenario)
+    track_arm = bool(overrides.pop("track_arm", spec.track_arm))
     task_config, latent_config = _configure(spec, n_trials, overrides)
     n_units = (
         spec.n_units if n_units is None else check_positive_int(n_units, "n_units")
@@ -371,6 +380,7 @@ def simulate(
         chunk_trials=chunk_trials,
         progress=progress,
         latent_config=latent_config,
+        track_arm=track_arm,
     )
 
     trial_truth = task.truth.assign(
@@ -391,6 +401,7 @@ def simulate(
                 "trials": trial_truth,
                 "unit_trial": drift,
                 "field_direction": task_config.field_direction,
+                "track_arm": track_arm,
                 "field_strength": task_config.field_strength,
                 "naive_error": float(
                     task_config.field_strength * task.lateral_template.max()
@@ -420,8 +431,8 @@ def _configure(
     unknown = sorted(set(overrides) - _TASK_FIELDS - _LATENT_FIELDS)
     if unknown:
         raise ErrsigError(
-            f"unknown simulate() override(s) {unknown}; give fields of "
-            f"TaskConfig ({sorted(_TASK_FIELDS)}) or LatentConfig "
+            f"unknown simulate() override(s) {unknown}; give track_arm or fields "
+            f"of TaskConfig ({sorted(_TASK_FIELDS)}) or LatentConfig "
             f"({sorted(_LATENT_FIELDS)})."
         )
     task_config = dataclasses.replace(

@@ -208,3 +208,84 @@ def test_simulated_file_passes_nwbinspector_and_keeps_its_truth(tmp_path):
     )
     for name, array in planted["unit_trial"].items():
         np.testing.assert_array_equal(truth["unit_trial"][name], array)
+
+
+def window_counts(session, align, window):
+    dataset = bin_trials(
+        session, align=align, window=window, bin_size=window[1] - window[0]
+    )
+    return dataset["counts"].to_numpy()[:, :, 0].astype(float)
+
+
+def test_magnitude_units_code_size_not_direction():
+    import statsmodels.api as sm
+
+    session = sim.simulate("S2", rng=31, n_units=30, n_trials=400)
+    truth = session.meta["truth"]["units"]
+    counts = window_counts(session, "feedback_time", (0.05, 0.45))
+    error = session.trials[["error_x", "error_y"]].to_numpy()
+    design = sm.add_constant(np.c_[error, np.hypot(*error.T)])
+
+    magnitude_units = np.flatnonzero((truth["role"] == "error_magnitude").to_numpy())
+    magnitude_t, direction_p = [], []
+    for unit in magnitude_units:
+        model = sm.OLS(counts[:, unit], design).fit()
+        magnitude_t.append(model.tvalues[3])
+        direction_p.append(model.f_test("x1 = 0, x2 = 0").pvalue)
+
+    assert np.mean(np.array(magnitude_t) > 3) > 0.8
+    assert np.mean(np.array(direction_p) < 0.01) < 0.25
+
+
+def test_movement_activity_carries_the_error_in_the_confound_scenario():
+    import statsmodels.api as sm
+
+    def share_carrying_error(track_arm):
+        session = sim.simulate(
+            "S4", rng=32, n_units=24, n_trials=400, track_arm=track_arm
+        )
+        trials = session.trials
+        counts = window_counts(session, "move_onset_time", (-0.1, 0.7))
+        targets = pd.get_dummies(trials["target_angle"].round(6)).to_numpy(float)
+        design = np.c_[targets, trials[["error_x", "error_y"]].to_numpy()]
+        error_terms = np.eye(design.shape[1])[-2:]
+        p_values = [
+            sm.OLS(counts[:, unit], design).fit().f_test(error_terms).pvalue
+            for unit in range(session.n_units)
+        ]
+        assert (session.meta["truth"]["units"]["error_gain"] == 0).all()
+        return np.mean(np.array(p_values) < 0.01)
+
+    # No unit codes the error, yet it is read off their movement activity once
+    # they follow the arm's deflection (science.md §3.1): the confound S4 plants.
+    following_the_arm = share_carrying_error(True)
+    assert following_the_arm > 0.3
+    assert following_the_arm > share_carrying_error(False) + 0.2
+
+
+def test_mechanical_shift_is_seen_in_the_spikes_and_reverts():
+    session = sim.simulate("S8", rng=33, n_units=20, n_trials=800)
+    truth = session.meta["truth"]
+    trials = session.trials
+    counts = window_counts(session, "move_onset_time", (-0.1, 0.4))
+    angle = trials["target_angle"].to_numpy()
+    planted = truth["unit_trial"]["preferred_direction"]
+    mechanical = np.flatnonzero(
+        (truth["units"]["drift_rule"] == "mechanical").to_numpy()
+    )
+
+    def fitted_direction(block):
+        design = np.c_[np.ones(len(block)), np.cos(angle[block]), np.sin(angle[block])]
+        coefficients, *_ = np.linalg.lstsq(design, counts[block], rcond=None)
+        return np.arctan2(coefficients[2], coefficients[1])[mechanical]
+
+    baseline = fitted_direction(np.arange(0, 200))
+    late_field = fitted_direction(np.arange(450, 600))
+    late_washout = fitted_direction(np.arange(700, 800))
+
+    shift = np.angle(np.exp(1j * (late_field - baseline)))
+    planted_shift = planted[mechanical, 450:600].mean(axis=1) - planted[mechanical, 0]
+    assert np.mean(planted_shift) < np.deg2rad(-10)  # clockwise field
+    assert np.mean(shift) == pytest.approx(np.mean(planted_shift), abs=np.deg2rad(6))
+    after = np.angle(np.exp(1j * (late_washout - baseline)))
+    assert abs(np.mean(after)) < np.deg2rad(6)
