@@ -375,3 +375,12 @@ def test_joint_pseudosession_with_new_targets_turns_the_error(session):
         np.hypot(joint["error"][..., 0], joint["error"][..., 1]),
         np.hypot(alone[..., 0], alone[..., 1]),
     )
+
+
+def test_pseudosession_with_missing_errors(session):
+    error = session["error"].to_numpy().copy()
+    error[[3, 60, 61, 150]] = np.nan
+    ds = session.assign(error=(("trial", "component"), error))
+    pseudo = draw_pseudosessions(ds, 10, rng=13)
+    assert np.isfinite(pseudo["error"]).all()
+    assert pseudo.attrs["perturbation_size"] > 0.01
