@@ -28,9 +28,10 @@ def make_drift_dataset(
     """A binned dataset whose units' preferred directions follow planted rules.
 
     Behaviour: a one-state learner (A=0.98, B=0.1) in a field that pushes the
-    hand along +y in the force-field phase, so the shown error decays over the
-    block and flips in washout. Reward is 1 when |error| is below a radius that
-    gives about 60% success, flipped on 10% of trials.
+    hand sideways (perpendicular to the reach) in the force-field phase, so the
+    shown error decays over the block and flips in washout. Reward is 1 when
+    |error| is below a radius that gives about 60% success, flipped on 10% of
+    trials.
 
     Rules, per unit, for the change of the preferred direction θ after trial n:
     ``stable`` none; ``random_walk`` N(0, 3°); ``gradient`` −η e_n·d⊥(θ_n)
@@ -54,12 +55,17 @@ def make_drift_dataset(
         + ["washout"] * thirds
     )
     field = np.where(phase == "force_field", 1.0, 0.0)
+    angle = rng.choice(TARGETS, n_trials)
     state = 0.0
-    error = np.empty((n_trials, 2))
+    lateral = np.empty(n_trials)
     for trial in range(n_trials):
-        lateral = 0.02 * (field[trial] - state) + rng.normal(0, 0.004)
-        error[trial] = [rng.normal(0, 0.004), lateral]
+        lateral[trial] = 0.02 * (field[trial] - state) + rng.normal(0, 0.004)
         state = 0.98 * state + 0.1 * (field[trial] - state)
+    along = rng.normal(0, 0.004, n_trials)
+    error = np.c_[
+        along * np.cos(angle) - lateral * np.sin(angle),
+        along * np.sin(angle) + lateral * np.cos(angle),
+    ]
     magnitude = np.hypot(error[:, 0], error[:, 1])
     reward = magnitude < np.quantile(magnitude, 0.6)
     reward ^= rng.random(n_trials) < 0.1
@@ -69,7 +75,6 @@ def make_drift_dataset(
         expectation[trial] = running
         running += 0.1 * (reward[trial] - running)
 
-    angle = rng.choice(TARGETS, n_trials)
     preferred = np.empty((n_units, n_trials))
     shown = np.empty((n_units, n_trials))
     for unit, rule in enumerate(rules):

@@ -191,7 +191,9 @@ def _covariate(ds: xr.Dataset, name: str, epoch: tuple[float, float]) -> np.ndar
                 "dataset, which has none; bin a session with hand "
                 f"{'force' if source == 'force' else 'velocity'} behaviour."
             )
-        series = ds[source].sel(time=slice(epoch[0], epoch[1])).mean("time")
+        time = np.asarray(ds["time"].values, dtype=np.float64)
+        inside = np.flatnonzero((time >= epoch[0]) & (time < epoch[1]))
+        series = ds[source].isel(time=inside).mean("time")
         series = series.transpose("trial", "component").values
         if name in ("speed", "force"):
             return np.hypot(series[:, 0], series[:, 1])

@@ -208,6 +208,7 @@ def tuning_drift(
         step=step,
         epoch_start=used_epoch[0],
         epoch_stop=used_epoch[1],
+        epoch_all_bins=int(epoch is None),
         align=str(ds.attrs.get("align", "")),
         covariates=list(terms[3:]),
         n_boot=n_boot,

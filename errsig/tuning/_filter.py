@@ -19,7 +19,7 @@ import numpy as np
 __all__ = ["TuningTrack", "track_tuning"]
 
 #: Candidate per-trial variances of the cos/sin coefficients.
-TUNING_NOISE_GRID = np.concatenate([[0.0], np.logspace(-6, -1.5, 10)])
+TUNING_NOISE_GRID = np.logspace(-7, -1.5, 12)
 
 #: Candidate per-trial variances of the baseline coefficient.
 BASELINE_NOISE_GRID = np.array([0.0, 1e-5, 1e-4, 1e-3])
