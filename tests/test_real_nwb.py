@@ -108,7 +108,8 @@ def test_neuroconv_tingley_units_not_linked_to_electrodes():
     path = real_file("neuroconv_tingley_test.nwb")
     with pytest.raises(NWBReadError, match=r"linked to no brain area.*'hpc', 'ls'"):
         read_nwb(path)
-    session, _ = read_with_warnings(path, area="hpc")
+    session, repairs = read_with_warnings(path, area="hpc")
+    assert repairs.endswith("has no trials table; the session has no trials.")
     assert session.n_units == 10
     counts = session.spike_counts
     assert counts.min() >= 1 and counts.max() == 625
@@ -123,7 +124,8 @@ def test_neuroconv_ecephys_tutorial():
     path = real_file("neuroconv_ecephys_tutorial_v2.5.0.nwb")
     with pytest.raises(NWBReadError, match=r"candidates: \['quality'\]"):
         read_nwb(path)
-    session, _ = read_with_warnings(path, area="cortex")
+    session, repairs = read_with_warnings(path, area="cortex")
+    assert repairs.endswith("has no trials table; the session has no trials.")
     assert session.n_units == 10
     assert list(session.units.columns) == ["area", "quality"]  # no waveform_mean
     assert session.meta["subject"] is None
@@ -134,7 +136,9 @@ def test_nwbexplorer_units_in_acquisition():
     path = real_file("nwbexplorer_test_Units_in_acquisition.nwb")
     session, repairs = read_with_warnings(path, area="unknown")
     assert "using the Units table found at /acquisition/UnitsTest" in repairs
+    assert "no trials table" in repairs
     assert session.n_units == 2
+    np.testing.assert_array_equal(session.spike_counts, [3, 3])
     description = describe_nwb(path, area="unknown")
     assert "/acquisition/UnitsTest" in description
 
@@ -159,3 +163,5 @@ def test_pynwb_back_compat_file_has_no_units():
     path = real_file("pynwb_back_compat_1.0.2_nwbfile.nwb")
     with pytest.raises(NWBReadError, match=r"1\.0\.2_nwbfile\.nwb has no units table"):
         read_nwb(path)
+    with pytest.raises(NWBReadError, match="no units table"):
+        describe_nwb(path)
