@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -69,14 +70,21 @@ def read_session(
     if truth is not None:
         meta["truth"] = truth
 
-    return Session(
-        spike_times=spike_times,
-        spike_index=spike_index,
-        units=units,
-        trials=trials,
-        behavior=behavior,
-        meta=meta,
-    )
+    # Session's own repair warnings (unsorted spikes) are passed on so that they
+    # point at the caller of read_nwb rather than inside the dataclass.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        session = Session(
+            spike_times=spike_times,
+            spike_index=spike_index,
+            units=units,
+            trials=trials,
+            behavior=behavior,
+            meta=meta,
+        )
+    for warning in caught:
+        warnings.warn(warning.message, stacklevel=3)
+    return session
 
 
 def _subject(nwbfile: NWBFile) -> dict | None:
