@@ -686,22 +686,36 @@ def _draw_spikes(
     """Spike times of one chunk, unit after unit and sorted; and counts per unit."""
     gamma = np.flatnonzero(units["spiking"].to_numpy() == "gamma")
     expected = rate * RATE_BIN
-    counts = rng.poisson(expected)
-    counts[gamma] = 0
-    flat_counts = counts.ravel()
-    occupied = np.flatnonzero(flat_counts)
-    unit_bin = np.repeat(occupied, flat_counts[occupied])
-    # Sorting bin index + jitter orders spikes within a bin without a lexsort.
-    keys = np.sort(unit_bin + rng.random(unit_bin.size))
-    whole = np.floor(keys).astype(np.int64)
-    unit_of_spike, bin_of_spike = np.divmod(whole, rate.shape[1])
-    times = (bin_start + bin_of_spike + (keys - whole)) * RATE_BIN
-    per_unit = np.bincount(unit_of_spike, minlength=len(units))
+    expected[gamma] = 0.0
+
+    # Poisson by time rescaling: with all units' bins laid end to end, the
+    # cumulative intensity is one increasing array in which each unit owns a
+    # segment. A unit's spikes are Poisson(segment length) uniform points in
+    # its segment; one sort orders them within units and keeps units in order.
+    n_bins = rate.shape[1]
+    cumulative = np.cumsum(expected.ravel())
+    segment_end = cumulative[n_bins - 1 :: n_bins]
+    segment_start = np.r_[0.0, segment_end[:-1]]
+    per_unit = rng.poisson(segment_end - segment_start)
+    owner = np.repeat(np.arange(len(units)), per_unit)
+    rescaled = (
+        segment_start[owner]
+        + rng.random(owner.size) * (segment_end - segment_start)[owner]
+    )
+    # Keep rounding from carrying a point onto the next unit's segment.
+    np.minimum(rescaled, np.nextafter(segment_end[owner], -np.inf), out=rescaled)
+    rescaled.sort()
+    flat_bin = np.minimum(
+        np.searchsorted(cumulative, rescaled, side="right"), cumulative.size - 1
+    )
+    before = np.where(flat_bin > 0, cumulative[flat_bin - 1], 0.0)
+    fraction = np.clip((rescaled - before) / expected.ravel()[flat_bin], 0.0, 1.0)
+    times = (bin_start + flat_bin % n_bins + fraction) * RATE_BIN
 
     if gamma.size:
         shapes = units["gamma_shape"].to_numpy()
         renewal = [
-            _gamma_renewal(expected[unit], shapes[unit], bin_start, rng)
+            _gamma_renewal(rate[unit] * RATE_BIN, shapes[unit], bin_start, rng)
             for unit in gamma
         ]
         pieces = np.split(times, np.cumsum(per_unit)[:-1])
