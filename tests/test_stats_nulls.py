@@ -384,3 +384,34 @@ def test_pseudosession_with_missing_errors(session):
     pseudo = draw_pseudosessions(ds, 10, rng=13)
     assert np.isfinite(pseudo["error"]).all()
     assert pseudo.attrs["perturbation_size"] > 0.01
+
+
+def test_shifts_follow_session_order():
+    values = np.arange(12.0)
+    scrambled = np.random.default_rng(0).permutation(12)
+    ds = xr.Dataset(
+        coords={
+            "trial": scrambled,
+            "trial_index": ("trial", scrambled),
+            "v": ("trial", values[scrambled]),
+        }
+    )
+    draw = null_targets(ds, "v", 4, null="linear_shift")
+    # in session order: window of trials 2..9, shifted by +1, -1, +2, -2
+    np.testing.assert_array_equal(
+        ds["trial_index"].values[draw.neural_trials], range(2, 10)
+    )
+    np.testing.assert_array_equal(draw.observed, range(2, 10))
+    np.testing.assert_array_equal(draw.values[0], range(3, 11))
+    with pytest.warns(NullAssumptionWarning):
+        rotated = null_targets(ds, "v", 5, null="circular_shift", rng=1)
+    in_session_order = rotated[:, np.argsort(scrambled)]
+    for row in in_session_order:
+        shift = int((12 - row[0]) % 12)
+        assert shift != 0
+        np.testing.assert_array_equal(row, np.roll(values, shift))
+
+
+def test_target_of_the_wrong_type(session):
+    with pytest.raises(ErrsigError, match="`target` must be a variable name"):
+        null_targets(session, 5, 3, null="shuffle")

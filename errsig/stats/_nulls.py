@@ -136,6 +136,9 @@ def null_targets(
     keeps its lateral and along-reach parts and is turned to the new reach
     direction.
 
+    Shifts follow session order (``trial_index``), whatever the order of the
+    dataset's trials.
+
     *shuffle*. A random permutation of the trials. It ignores trial order:
     two slowly drifting series (a learning curve and a drifting neuron) look
     related under it, so it is offered for comparison only, and results that
@@ -186,14 +189,13 @@ def null_targets(
         )
     generator = check_rng(rng)
     observed = {name: observed_target(ds, name) for name in names}
-    n_trials = ds.sizes["trial"]
 
     if null == "pseudosession":
         draws = _pseudosession_targets(ds, observed, n_surrogates, generator)
     elif null == "linear_shift":
-        draws = _linear_shift(observed, n_surrogates, n_trials)
+        draws = _linear_shift(observed, n_surrogates, _chronological(ds))
     else:
-        order = _trial_orders(null, n_surrogates, n_trials, generator)
+        order = _trial_orders(null, n_surrogates, _chronological(ds), generator)
         draws = {name: values[order] for name, values in observed.items()}
 
     if isinstance(target, str):
@@ -273,8 +275,18 @@ def _error_vectors(ds: xr.Dataset) -> np.ndarray:
     return error.transpose("trial", "component").to_numpy().astype(np.float64)
 
 
+def _chronological(ds: xr.Dataset) -> np.ndarray:
+    """Dataset positions of the trials in session order (by ``trial_index``)."""
+    if "trial_index" not in ds.variables:
+        return np.arange(ds.sizes["trial"])
+    return np.argsort(observed_target(ds, "trial_index"), kind="stable")
+
+
 def _check_targets(target: object) -> list[str]:
-    names = [target] if isinstance(target, str) else list(target)
+    try:
+        names = [target] if isinstance(target, str) else list(target)
+    except TypeError:
+        names = []
     if not names or not all(isinstance(name, str) for name in names):
         raise ErrsigError(
             f"`target` must be a variable name or a sequence of names; got {target!r}."
@@ -283,15 +295,19 @@ def _check_targets(target: object) -> list[str]:
 
 
 def _trial_orders(
-    null: str, n_surrogates: int, n_trials: int, generator: np.random.Generator
+    null: str,
+    n_surrogates: int,
+    chronological: np.ndarray,
+    generator: np.random.Generator,
 ) -> np.ndarray:
     """Trial indices of each surrogate for the shuffle and circular-shift nulls."""
+    n_trials = chronological.size
     if n_trials < 2:
         raise InsufficientDataError(
             f"the dataset has {n_trials} trial(s); a {null} null needs at least 2."
         )
-    trials = np.arange(n_trials)
     if null == "shuffle":
+        trials = np.arange(n_trials)
         return generator.permuted(np.tile(trials, (n_surrogates, 1)), axis=1)
 
     warnings.warn(
@@ -302,12 +318,18 @@ def _trial_orders(
         stacklevel=3,
     )
     shifts = generator.integers(1, n_trials, size=n_surrogates)
-    return (trials[None, :] - shifts[:, None]) % n_trials
+    steps = np.arange(n_trials)
+    order = np.empty((n_surrogates, n_trials), dtype=np.intp)
+    order[:, chronological] = chronological[
+        (steps[None, :] - shifts[:, None]) % n_trials
+    ]
+    return order
 
 
 def _linear_shift(
-    observed: dict[str, np.ndarray], n_surrogates: int, n_trials: int
+    observed: dict[str, np.ndarray], n_surrogates: int, chronological: np.ndarray
 ) -> dict[str, NullDraw]:
+    n_trials = chronological.size
     max_shift = math.ceil(n_surrogates / 2)
     window = n_trials - 2 * max_shift
     if window < math.ceil(n_trials / 2):
@@ -319,8 +341,9 @@ def _linear_shift(
         )
     magnitudes = np.repeat(np.arange(1, max_shift + 1), 2)
     shifts = (magnitudes * np.tile([1, -1], max_shift))[:n_surrogates]
-    neural_trials = np.arange(max_shift, n_trials - max_shift)
-    order = neural_trials[None, :] + shifts[:, None]
+    steps = np.arange(max_shift, n_trials - max_shift)
+    neural_trials = chronological[steps]
+    order = chronological[steps[None, :] + shifts[:, None]]
     return {
         name: NullDraw(
             values=values[order],
