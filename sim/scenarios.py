@@ -292,6 +292,7 @@ def simulate(
     rng: int | np.random.Generator | None = None,
     n_trials: int | None = None,
     n_units: int | None = None,
+    areas: str | list[str] | None = None,
     progress: bool = False,
     chunk_trials: int = 32,
     **overrides: object,
@@ -311,6 +312,10 @@ def simulate(
         600 by default.
     n_units : int, optional
         Number of units; the scenario's default (120, or 150 for ``mixed``).
+    areas : str or list of str, optional
+        Keep only the scenario's unit groups in these areas (e.g.
+        ``areas=["PMd", "striatum"]`` with ``mixed``); all ``n_units`` units are
+        then shared among them.
     progress : bool, default=False
         Show a progress bar over chunks of trials.
     chunk_trials : int, default=32
@@ -344,7 +349,7 @@ def simulate(
     >>> session.meta["truth"]["units"]["role"].value_counts()["vector_error"]
     np.int64(2)
     """
-    spec = _resolve(scenario)
+    spec = _restrict_areas(_resolve(scenario), areas)
     track_arm = bool(overrides.pop("track_arm", spec.track_arm))
     task_config, latent_config = _configure(spec, n_trials, overrides)
     n_units = (
@@ -423,6 +428,19 @@ def _resolve(scenario: str | Scenario) -> Scenario:
         known = ", ".join(f"{s.name} ({s.alias})" for s in _SCENARIO_LIST)
         raise ErrsigError(f"unknown scenario {scenario!r}; choose one of {known}.")
     return SCENARIOS[name]
+
+
+def _restrict_areas(spec: Scenario, areas: str | list[str] | None) -> Scenario:
+    if areas is None:
+        return spec
+    wanted = [areas] if isinstance(areas, str) else list(areas)
+    groups = tuple(group for group in spec.groups if group.area in wanted)
+    if not groups:
+        present = sorted({group.area for group in spec.groups})
+        raise ErrsigError(
+            f"`areas` {wanted} match none of scenario {spec.name}'s areas {present}."
+        )
+    return dataclasses.replace(spec, groups=groups)
 
 
 def _configure(

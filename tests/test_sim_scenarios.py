@@ -172,6 +172,15 @@ def test_progress_bar_is_shown_on_request(capsys):
     assert "3/3" in capsys.readouterr().err
 
 
+def test_areas_restrict_the_population():
+    session = sim.simulate("mixed", rng=6, n_units=20, n_trials=20, areas=["PMd"])
+
+    assert set(session.units["area"]) == {"PMd"}
+    assert session.n_units == 20
+    with pytest.raises(ErrsigError, match="match none of scenario mixed"):
+        sim.simulate("mixed", n_trials=20, areas="V1")
+
+
 def test_bad_requests_are_rejected():
     with pytest.raises(ErrsigError, match="unknown scenario 'S99'"):
         sim.simulate("S99")
