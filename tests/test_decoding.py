@@ -9,6 +9,7 @@ from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import errsig
 from errsig import ColumnError, ErrsigError, InsufficientDataError
 from errsig.decoding import blocked_folds, decode, decode_unit_curve
 from errsig.decoding._linear import logistic_cv_predict, ridge_cv_predict
@@ -306,6 +307,7 @@ def small_ds():
         ({"stratify": "block"}, ColumnError, "`stratify`='block'"),
         ({"gap": 15}, InsufficientDataError, "smaller `gap`"),
         ({"level": 2.0}, ErrsigError, "`level` must be in"),
+        ({"correction": "bonferroni"}, ErrsigError, "`correction` must be one of"),
     ],
 )
 def test_decode_rejects_bad_arguments(small_ds, kwargs, error, match):
@@ -337,3 +339,71 @@ def test_generic_regressor_needs_no_special_casing(small_ds):
     result = decode(small_ds, "error_magnitude", model=LinearRegression(), n_perm=0)
 
     assert result["r2"].sizes["component"] == 1
+
+
+def learning_dataset(rng, n_trials=160, gain=0.0):
+    """A dataset with phases and target angles, as pseudosession nulls need."""
+    ds = make_dataset(rng, n_trials=n_trials, n_units=(5,), n_bins=3, gain=gain)
+    trial = np.arange(n_trials)
+    phase = np.where(
+        trial < 40, "baseline", np.where(trial < 120, "force_field", "washout")
+    )
+    lateral = 0.02 * (phase == "force_field") * np.exp(-(trial - 40) / 20)
+    error = np.c_[
+        0.003 * rng.normal(size=n_trials), lateral + 0.003 * rng.normal(size=n_trials)
+    ]
+    return ds.assign_coords(
+        phase=("trial", phase),
+        target_angle=("trial", np.zeros(n_trials)),
+    ).assign(error=(("trial", "component"), error))
+
+
+def test_result_records_its_method_and_saves_to_netcdf(tmp_path):
+    ds = learning_dataset(np.random.default_rng(13))
+
+    result = errsig.decode(ds, "error", n_perm=19, rng=5, correction="cluster")
+
+    assert result["p"].min() >= 1 / 20
+    assert result["score_null"].sizes["permutation"] == 19
+    assert result.attrs["null"] == "pseudosession"
+    assert result.attrs["seed"] == "5"
+    assert result.attrs["correction"] == "cluster"
+    assert result.attrs["folds"].startswith("test trials")
+    path = tmp_path / "decoding.nc"
+    result.to_netcdf(path)
+    with xr.open_dataset(path) as saved:
+        np.testing.assert_allclose(saved["score"], result["score"])
+        assert saved.attrs["metric"] == result.attrs["metric"]
+    again = errsig.decode(ds, "error", n_perm=19, rng=5, correction="cluster")
+    np.testing.assert_array_equal(again["score_null"], result["score_null"])
+
+
+def test_strong_signal_is_significant_and_p_floor_respected():
+    ds = learning_dataset(np.random.default_rng(14))
+    ds["error"] = ds["error"] * 0 + np.random.default_rng(15).normal(size=(160, 2))
+    planted = make_dataset(
+        np.random.default_rng(16),
+        n_trials=160,
+        n_units=(5,),
+        n_bins=3,
+        gain=0.6,
+        error=ds["error"].values,
+    )
+    ds["counts"] = planted["counts"]
+
+    result = decode(ds, "error", n_perm=49, null="shuffle", rng=0, stratify="phase")
+
+    np.testing.assert_allclose(result["p"], 1 / 50)
+    assert result["significant"].all()
+    assert "stratified by phase" in result.attrs["cv"]
+
+
+def test_linear_shift_null_decodes_on_its_window():
+    ds = learning_dataset(np.random.default_rng(17))
+
+    result = decode(ds, "error", n_perm=20, null="linear_shift")
+
+    assert result["score_null"].sizes["permutation"] == 20
+    assert result.attrs["folds"].startswith("test trials (session positions) 10-")
+    with pytest.raises(ErrsigError, match="supports lags=0 only"):
+        decode(ds, "error", n_perm=20, null="linear_shift", lags=[0, 1])

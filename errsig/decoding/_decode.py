@@ -36,6 +36,8 @@ DEFAULT_LOGISTIC_ALPHA = 1.0
 
 NULLS = ("pseudosession", "shuffle", "circular_shift", "linear_shift", "session")
 
+CORRECTIONS = ("maxstat", "cluster", "fdr", "none")
+
 
 @dataclass
 class _Target:
@@ -224,7 +226,18 @@ def decode(
     array([0.63, 0.49, 0.56])
     """
     options = _check_options(
-        ds, target, by, model, gap, stratify, lags, window, null, n_perm, level
+        ds,
+        target,
+        by,
+        model,
+        gap,
+        stratify,
+        lags,
+        window,
+        null,
+        n_perm,
+        level,
+        correction,
     )
     ds = _in_trial_order(ds)
     target_info = _target(ds, target)
@@ -254,41 +267,29 @@ def decode(
             if covariates is not None:
                 covariates = covariates[:, window_trials]
 
-    lag_values = options["lags"]
-    n_bins = ds.sizes["time"] - options["window"] + 1
     counts = np.asarray(ds["counts"].transpose("trial", "unit", "time").values)
+    strata = None if stratify is None else np.asarray(ds[stratify].values)
     results: dict[str, list] = {}
-    fold_description = ""
-    scheme = ""
+    folds_used = []
     bar = tqdm(
-        total=len(groups) * len(lag_values),
+        total=len(groups) * len(options["lags"]),
         disable=not progress or not sys.stderr.isatty(),
         desc="decode",
     )
-    for lag in lag_values:
+    for lag in options["lags"]:
         neural_rows, target_rows = _lag_pairs(trial_index, lag, target)
-        strata = None
-        if stratify is not None:
-            strata = np.asarray(ds[stratify].values)[neural_rows]
         folds, scheme = check_folds(
-            cv, trial_index[neural_rows], gap=gap, strata=strata
+            cv,
+            trial_index[neural_rows],
+            gap=gap,
+            strata=None if strata is None else strata[neural_rows],
         )
-        if not fold_description:
-            fold_description = _describe_folds(folds, trial_index[neural_rows])
-        observed = target_info.values[target_rows]
-        _check_classes(observed, target_info)
-        columns = observed
-        if null_values is not None:
-            columns = np.concatenate([observed[None], null_values[:, target_rows]])
-            columns = np.moveaxis(columns, 0, 1).reshape(len(target_rows), -1)
+        folds_used.append(_describe_folds(folds, trial_index[neural_rows]))
+        columns = _target_columns(target_info, null_values, target_rows)
         for name, units in groups:
-            features = _features(counts[neural_rows][:, units], options["window"])
-            given_features = None
-            if covariates is not None:
-                given_features = covariates[:, neural_rows]
             fit = _fit_and_score(
-                features,
-                given_features,
+                _features(counts[neural_rows][:, units], options["window"]),
+                None if covariates is None else covariates[:, neural_rows],
                 columns,
                 folds,
                 model_name,
@@ -306,14 +307,12 @@ def decode(
         ds,
         target_info,
         groups,
-        lag_values,
-        n_bins,
         options,
         dict(
             target=target,
             model=model_name if isinstance(model, str) else repr(model),
             cv=scheme,
-            folds=fold_description,
+            folds=folds_used[0],
             gap=gap,
             stratify=str(stratify),
             given=str(given),
@@ -461,6 +460,7 @@ def _check_options(
     null: object,
     n_perm: object,
     level: object,
+    correction: object = "none",
 ) -> dict[str, Any]:
     if not isinstance(ds, xr.Dataset):
         raise ErrsigError(
@@ -523,6 +523,10 @@ def _check_options(
             "null='pseudosession' for one session."
         )
     check_positive_int(n_perm, "n_perm", minimum=0)
+    if correction not in CORRECTIONS:
+        raise ErrsigError(
+            f"`correction` must be one of {CORRECTIONS}; got {correction!r}."
+        )
     if not (isinstance(level, numbers.Real) and 0 < level < 1):
         raise ErrsigError(f"`level` must be in (0, 1); got {level!r}.")
     return {"lags": [int(lag) for lag in lag_values], "window": window}
@@ -777,6 +781,18 @@ def _null_values(
     return values, note, window_trials
 
 
+def _target_columns(
+    target: _Target, null_values: np.ndarray | None, target_rows: np.ndarray
+) -> np.ndarray:
+    """Observed target then each surrogate, as ``(rows, problems * components)``."""
+    observed = target.values[target_rows]
+    _check_classes(observed, target)
+    if null_values is None:
+        return observed
+    stacked = np.concatenate([observed[None], null_values[:, target_rows]])
+    return np.moveaxis(stacked, 0, 1).reshape(len(target_rows), -1)
+
+
 def _fit_and_score(
     features: np.ndarray,
     given_features: np.ndarray | None,
@@ -886,8 +902,6 @@ def _package(
     ds: xr.Dataset,
     target: _Target,
     groups: list[tuple[str, np.ndarray]],
-    lag_values: list[int],
-    n_bins: int,
     options: dict[str, Any],
     attrs: dict[str, Any],
     *,
@@ -907,7 +921,7 @@ def _package(
     score_all = stacked("score")
     coords = {
         group_dim: names,
-        "lag": lag_values,
+        "lag": options["lags"],
         "time": ds["time"].values[window - 1 :],
     }
     base = (group_dim, "lag", "time")
