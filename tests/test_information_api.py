@@ -87,7 +87,7 @@ def test_population_by_area(planted):
     assert result["onset_latency"].dims == ("area",)
 
 
-def test_conditioning_on_per_bin_kinematics_and_cluster(planted):
+def test_conditioning_on_the_kinematic_trajectory_and_cluster(planted):
     kinematics = np.random.default_rng(5).normal(size=(200, 5, 2))
     data = planted.assign(kinematics=(("trial", "time", "component"), kinematics))
     result = mutual_information(
@@ -95,7 +95,8 @@ def test_conditioning_on_per_bin_kinematics_and_cluster(planted):
     )
     assert result["significant"].values[0, 2:].all()
     counts = data["counts"].values
-    expected = gccmi(counts[:, 0, 2], data["error"].values, kinematics[:, 2])
+    trajectory = kinematics.reshape(200, -1)  # 10 dims: no reduction at 200 trials
+    expected = gccmi(counts[:, 0, 2], data["error"].values, trajectory)
     assert result["mi"].values[0, 2] == pytest.approx(expected, abs=1e-10)
 
 

@@ -72,12 +72,14 @@ def test_s4_kinematic_units_not_called_error_units_given_kinematics():
 
 
 def test_conditioning_on_kinematics_removes_a_planted_confound():
-    # units follow the hand velocity of their bin; the error follows the velocity
+    # units follow the hand velocity of the next bin (they lead the movement);
+    # the error follows the velocity
     rng = np.random.default_rng(11)
     n_trials, n_units, n_time = 400, 3, 4
     velocity = rng.normal(size=(n_trials, n_time, 2))
     error = 0.01 * velocity.mean(axis=1) + 0.002 * rng.normal(size=(n_trials, 2))
-    rate = np.exp(1.0 + 0.6 * velocity[:, None, :, 0]) * np.ones((1, n_units, 1))
+    leading = np.roll(velocity[:, :, 0], -1, axis=1)
+    rate = np.exp(1.0 + 0.6 * leading[:, None, :]) * np.ones((1, n_units, 1))
     dataset = _dataset(rng.poisson(rate), error)
     dataset["kinematics"] = (("trial", "time", "component"), velocity)
 

@@ -54,9 +54,8 @@ class _TrialVariable:
     """A target or conditioning variable, observed (row 0) and surrogates."""
 
     name: str
-    values: np.ndarray  # (n_draws, n_trials, n_dims), or per time bin (see below)
+    values: np.ndarray  # (n_draws, n_trials, n_dims); one draw if held fixed
     discrete: bool
-    per_time: bool = False  # values (n_time, n_trials, n_dims), held fixed
 
 
 def mutual_information(
@@ -93,7 +92,9 @@ def mutual_information(
     given : str, optional
         Condition on this variable: conditional MI ``I(activity; target |
         given)``. ``"kinematics"`` (or any variable on (trial, time[,
-        component])) is taken bin by bin and held fixed with the neurons; the
+        component])) enters as its whole trajectory in the window (at most
+        ``n_trials // 20`` principal components), held fixed with the
+        neurons; the
         behavioural variables ``"error"``, ``"error_magnitude"`` and
         ``"reward"`` are redrawn jointly with the target in every surrogate;
         any other trial variable is held fixed. Only with ``method="gcmi"``
@@ -416,15 +417,7 @@ def _fixed_given(
     if neural_trials is not None:
         ds = ds.isel(trial=neural_trials)
     if given in ds.variables and "time" in ds[given].dims:
-        variable = ds[given].transpose("trial", "time", ...)
-        if np.isnan(variable.values).any():
-            raise ErrsigError(
-                f"`given`={given!r} is NaN in some trials or bins; drop or fill "
-                "them before conditioning on it."
-            )
-        values = variable.values.reshape(variable.sizes["trial"], ds.sizes["time"], -1)
-        values = np.moveaxis(copnorm(values), 1, 0)  # (n_time, n_trials, n_dims)
-        return _TrialVariable(given, values, discrete=False, per_time=True)
+        return _trajectory_given(ds, given)
     observed = _trial_values(ds, given, "given")
     if observed.dtype.kind not in "biuf":
         raise ErrsigError(
@@ -433,6 +426,33 @@ def _fixed_given(
         )
     observed = observed.reshape(len(observed), -1).astype(np.float64)
     return _TrialVariable(given, copnorm(observed)[None], discrete=False)
+
+
+def _trajectory_given(ds: xr.Dataset, given: str) -> _TrialVariable:
+    """Condition on a time-resolved variable's whole trajectory in the window.
+
+    A unit may encode the movement at a lead or lag, so conditioning on the
+    same bin alone leaves part of a kinematic confound in place. The
+    trajectory's bins × components are copula-normalised and, when there are
+    more of them than ``n_trials // TRIALS_PER_COMPONENT``, reduced to that
+    many principal components.
+    """
+    variable = ds[given].transpose("trial", ...)
+    if np.isnan(variable.values).any():
+        raise ErrsigError(
+            f"`given`={given!r} is NaN in some trials or bins; drop or fill them "
+            "before conditioning on it."
+        )
+    n_trials = variable.sizes["trial"]
+    trajectory = copnorm(variable.values.reshape(n_trials, -1))
+    trajectory = trajectory[:, trajectory.std(axis=0) > 0]
+    max_dims = max(1, n_trials // TRIALS_PER_COMPONENT)
+    if trajectory.shape[1] > max_dims:
+        left, _, _ = np.linalg.svd(
+            trajectory - trajectory.mean(axis=0), full_matrices=False
+        )
+        trajectory = left[:, :max_dims]
+    return _TrialVariable(given, trajectory[None], discrete=False)
 
 
 def _is_discrete(values: np.ndarray) -> bool:
@@ -476,7 +496,7 @@ def _gcmi_units(
     normalised = copnorm(counts.values.reshape(n_trials, -1), ties=ties, rng=rng)
     neural, constant = _engine.unit_norm_columns(normalised)
 
-    mi = _gaussian_mi(neural, n_time, target, given, 1, progress)
+    mi = _gaussian_mi(neural, target, given, 1, progress)
     mi = mi.reshape(len(mi), n_units, n_time)
     masked = constant.reshape(n_units, n_time)
     mi[:, masked] = np.nan
@@ -485,13 +505,12 @@ def _gcmi_units(
 
 def _gaussian_mi(
     neural: np.ndarray,
-    n_time: int,
     target: _TrialVariable,
     given: _TrialVariable | None,
     neural_dims: int,
     progress: bool,
 ) -> np.ndarray:
-    """Engine dispatch; ``neural`` columns are ordered (test, time, dim)."""
+    """Engine dispatch; ``neural`` columns are ordered (test, dim)."""
     if target.discrete:
         codes, n_classes = _class_codes(target)
         return _engine.discrete_mi(
@@ -503,47 +522,24 @@ def _gaussian_mi(
         )
 
     normalised_target = _normalised_target(target)
-    if given is None or not given.per_time:
-        given_values = None
-        if given is not None:
-            given_values = np.broadcast_to(
-                _normalised_target(given) if len(given.values) > 1 else given.values,
-                normalised_target.shape[:2] + given.values.shape[-1:],
-            )
-        basis, degenerate = _engine.orthonormal_target_basis(
-            normalised_target, given_values
-        )
-        mi = _engine.continuous_mi(
-            neural,
-            basis,
-            n_given=0 if given is None else given.values.shape[-1],
-            neural_dims=neural_dims,
-            progress=progress,
-        )
-        mi[degenerate] = np.nan
-        return mi
-
-    # conditioning on a per-bin variable: one product per time bin
-    n_trials = neural.shape[0]
-    by_time = neural.reshape(n_trials, -1, n_time, neural_dims)
-    mi = np.empty((len(target.values), by_time.shape[1], n_time))
-    for time_index in range(n_time):
+    given_values = None
+    if given is not None:
         given_values = np.broadcast_to(
-            given.values[time_index],
+            _normalised_target(given) if len(given.values) > 1 else given.values,
             normalised_target.shape[:2] + given.values.shape[-1:],
         )
-        basis, degenerate = _engine.orthonormal_target_basis(
-            normalised_target, given_values
-        )
-        mi[:, :, time_index] = _engine.continuous_mi(
-            by_time[:, :, time_index].reshape(n_trials, -1),
-            basis,
-            n_given=given.values.shape[-1],
-            neural_dims=neural_dims,
-            progress=progress,
-        )
-        mi[degenerate, :, time_index] = np.nan
-    return mi.reshape(len(mi), -1)
+    basis, degenerate = _engine.orthonormal_target_basis(
+        normalised_target, given_values
+    )
+    mi = _engine.continuous_mi(
+        neural,
+        basis,
+        n_given=0 if given is None else given.values.shape[-1],
+        neural_dims=neural_dims,
+        progress=progress,
+    )
+    mi[degenerate] = np.nan
+    return mi
 
 
 def _gcmi_areas(
@@ -584,14 +580,7 @@ def _gcmi_areas(
                 if c is not None and c.shape[1] == width
             ]
             stacked = np.concatenate([components[t] for t in bins], axis=1)
-            sub_given = given
-            if given is not None and given.per_time:
-                sub_given = _TrialVariable(
-                    given.name, given.values[bins], False, per_time=True
-                )
-            values = _gaussian_mi(
-                stacked, len(bins), target, sub_given, width, progress
-            )
+            values = _gaussian_mi(stacked, target, given, width, progress)
             mi[:, area_index, bins] = values
     return mi, masked, max_components
 
