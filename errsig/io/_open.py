@@ -28,7 +28,11 @@ def describe_source(source: str | os.PathLike | BinaryIO) -> str:
     """Name a file (a path, or an open file object) for messages."""
     if isinstance(source, str | os.PathLike):
         return str(source)
-    return str(getattr(source, "name", None) or getattr(source, "url", None) or source)
+    for attribute in ("name", "url", "_url"):  # open files, fsspec, remfile
+        value = getattr(source, attribute, None)
+        if isinstance(value, str | os.PathLike):
+            return str(value)
+    return repr(source)
 
 
 @contextmanager
