@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from hdmf.common import DynamicTable, DynamicTableRegion, VectorIndex
 
-__all__ = ["decode_strings", "read_column", "table_to_frame"]
+__all__ = ["decode_strings", "holds_scalars", "read_column", "table_to_frame"]
 
 
 def decode_strings(values: np.ndarray) -> np.ndarray:
@@ -49,7 +49,7 @@ def table_to_frame(table: DynamicTable, skip: tuple[str, ...] = ()) -> pd.DataFr
             continue
         values = read_column(table, name)
         if isinstance(values, np.ndarray) and values.ndim == 1:
-            if values.dtype == object and not _plain_objects(values):
+            if values.dtype == object and not holds_scalars(values):
                 continue
             frame[name] = values
         else:
@@ -62,5 +62,6 @@ def _dataset_values(column: object) -> np.ndarray:
     return np.asarray(data[:] if hasattr(data, "shape") else data)
 
 
-def _plain_objects(values: np.ndarray) -> bool:
-    return all(isinstance(v, str | bytes | int | float | bool) for v in values[:10])
+def holds_scalars(values: np.ndarray) -> bool:
+    """Whether an object array holds plain scalars (not references or arrays)."""
+    return all(isinstance(v, str | bytes | int | float | bool) for v in values)

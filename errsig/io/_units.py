@@ -12,7 +12,7 @@ from pynwb import NWBHDF5IO, NWBFile
 from pynwb.misc import Units
 
 from errsig._exceptions import DataRepairWarning, NWBReadError
-from errsig.io._tables import decode_strings
+from errsig.io._tables import decode_strings, holds_scalars
 
 __all__ = [
     "RESERVED_UNIT_COLUMNS",
@@ -127,7 +127,7 @@ def read_unit_columns(units: Units) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         values = decode_strings(np.asarray(column.data[:]))
         if column_name.startswith(TRUTH_TRAJECTORY_PREFIX):
             trajectories[column_name.removeprefix(TRUTH_TRAJECTORY_PREFIX)] = values
-        elif values.ndim != 1 or (values.dtype == object and not _all_plain(values)):
+        elif values.ndim != 1 or (values.dtype == object and not holds_scalars(values)):
             continue
         elif column_name.startswith(TRUTH_PREFIX):
             truth[column_name.removeprefix(TRUTH_PREFIX)] = values
@@ -280,7 +280,3 @@ def _unlinked_locations(nwbfile: NWBFile) -> str:
         f" Its electrodes table has the locations {locations[:10]}, but the units "
         "do not say which electrodes they were recorded on."
     )
-
-
-def _all_plain(values: np.ndarray) -> bool:
-    return all(isinstance(v, str | int | float | bool) for v in values)
