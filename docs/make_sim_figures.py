@@ -4,7 +4,8 @@ Run: ``.venv/bin/python docs/make_sim_figures.py``. Each scenario gets one
 figure: its behaviour (the lateral error through the blocks, with rewarded
 trials marked), the planted preferred directions over trials, and rasters of
 one unit of each role, aligned to movement onset (kinematic, force, null) or to
-feedback (error, magnitude, outcome) and sorted by what the unit codes.
+feedback (error, magnitude, outcome) and sorted by what the unit codes, with
+its mean rate over all trials split at the median of that variable.
 """
 
 import os
@@ -71,13 +72,49 @@ def raster(axis, session, unit, role, rng):
     axis.tick_params(labelsize=6)
 
 
+def split_psth(axis, session, unit, role):
+    """Mean rate over all trials, split at the median of what the unit codes."""
+    key, event, label = sort_key(session, unit, role)
+    spikes = session.unit_spike_times(unit)
+    events = session.trials[event].to_numpy()
+    edges = np.arange(-0.4, 0.8001, 0.02)
+    relative = [spikes[(spikes > e - 0.4) & (spikes < e + 0.8)] - e for e in events]
+    counts = np.array([np.histogram(r, edges)[0] for r in relative]) / 0.02
+    binary = len(np.unique(key)) <= 2
+    high = key > (0.5 if binary else np.median(key))
+    centres = edges[:-1] + 0.01
+    if role in ("null",):
+        axis.plot(centres, counts.mean(axis=0), color="k", linewidth=1)
+    else:
+        axis.plot(
+            centres,
+            counts[high].mean(axis=0),
+            color="tab:red",
+            linewidth=1,
+            label="high",
+        )
+        axis.plot(
+            centres,
+            counts[~high].mean(axis=0),
+            color="tab:blue",
+            linewidth=1,
+            label="low",
+        )
+        axis.legend(fontsize=6, frameon=False, title=label, title_fontsize=6)
+    axis.axvline(0, color="0.5", linewidth=0.6)
+    axis.set_xlim(-0.4, 0.8)
+    axis.set_ylabel("rate (Hz)", fontsize=7)
+    axis.set_xlabel(f"s from {event.removesuffix('_time')}", fontsize=7)
+    axis.tick_params(labelsize=6)
+
+
 def scenario_figure(name):
     session = sim.simulate(name, rng=1, n_units=60, n_trials=600)
     truth = session.meta["truth"]
     units = truth["units"]
     roles = [role for role in ROLE_ORDER if role in set(units["role"])]
     n_columns = max(3, len(roles))
-    figure, axes = plt.subplots(2, n_columns, figsize=(2.6 * n_columns, 5.4))
+    figure, axes = plt.subplots(3, n_columns, figsize=(2.6 * n_columns, 7.6))
     rng = np.random.default_rng(0)
 
     lateral = truth["trials"]["shown_lateral_error"].to_numpy() * 100
@@ -92,12 +129,19 @@ def scenario_figure(name):
 
     drift = truth["unit_trial"]["preferred_direction"]
     moving = units.index[units["drift_rule"] != "stable"][:6]
-    shown = moving if len(moving) else units.index[units["role"] == "kinematic"][:3]
     axis = axes[0, 1]
-    for unit in shown:
-        axis.plot(np.rad2deg(drift[unit] - drift[unit, 0]), linewidth=0.8)
-    rules = ", ".join(sorted(set(units.loc[shown, "drift_rule"])))
-    axis.set_title(f"planted PD change (deg): {rules}", fontsize=8)
+    if len(moving):
+        for unit in moving:
+            axis.plot(np.rad2deg(drift[unit] - drift[unit, 0]), linewidth=0.8)
+        rules = ", ".join(sorted(set(units.loc[moving, "drift_rule"])))
+        axis.set_title(f"planted PD change (deg): {rules}", fontsize=8)
+    else:
+        radius = truth["trials"]["acceptance_radius"].to_numpy() * 100
+        success = np.convolve(reward, np.ones(20) / 20, mode="same")
+        axis.plot(radius, color="tab:purple", linewidth=0.8, label="radius (cm)")
+        axis.plot(success, color="tab:green", linewidth=0.8, label="reward rate")
+        axis.legend(fontsize=6, frameon=False)
+        axis.set_title("staircase radius and reward rate (20 trials)", fontsize=8)
     axis.set_xlabel("trial", fontsize=7)
 
     counts = units.groupby(["area", "role"]).size()
@@ -115,7 +159,8 @@ def scenario_figure(name):
     for column, role in enumerate(roles):
         unit = units.index[units["role"] == role][0]
         raster(axes[1, column], session, unit, role, rng)
-    for axis in axes[1, len(roles) :]:
+        split_psth(axes[2, column], session, unit, role)
+    for axis in axes[1:, len(roles) :].ravel():
         axis.axis("off")
     for axis in axes[0, :2]:
         axis.tick_params(labelsize=6)
