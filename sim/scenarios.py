@@ -105,6 +105,17 @@ def _background(area: str = "M1", drift_rule: str = "stable") -> tuple[UnitGroup
     )
 
 
+def _drifting(
+    rule: str, *, stable: float = 0.3, force: float = 0.2
+) -> tuple[UnitGroup, ...]:
+    """Half drifting kinematic units, the rest stable kinematic and force units."""
+    return (
+        UnitGroup("M1", "kinematic", 0.5, rule),
+        UnitGroup("M1", "kinematic", stable, "stable"),
+        UnitGroup("M1", "force", force),
+    )
+
+
 #: Cursor jumps on a third of the trials spread the shown error over all
 #: directions and decorrelate it from the arm's movement.
 JUMPS = {"jump_probability": 0.3, "jump_size": 0.01}
@@ -185,11 +196,7 @@ _SCENARIO_LIST = [
         "direction after each trial by drift_rate · (e · p), the signed shown "
         "error projected on the unit's perpendicular, rewarded or not. Tuning "
         "change must load on the signed error, not on reward.",
-        (
-            UnitGroup("M1", "kinematic", 0.5, "gradient"),
-            UnitGroup("M1", "kinematic", 0.3, "stable"),
-            UnitGroup("M1", "force", 0.2),
-        ),
+        _drifting("gradient"),
         TaskConfig(**JUMPS),
     ),
     Scenario(
@@ -199,11 +206,7 @@ _SCENARIO_LIST = [
         "on each trial turns by ξ ~ N(0, drift_rate²), and (R - R̄)·ξ of it is "
         "kept. Tuning change must load on the reward × exploration interaction "
         "(pooled per area), not on the signed error.",
-        (
-            UnitGroup("M1", "kinematic", 0.5, "reward_gated"),
-            UnitGroup("M1", "kinematic", 0.3, "stable"),
-            UnitGroup("M1", "force", 0.2),
-        ),
+        _drifting("reward_gated"),
         TaskConfig(reward_rule="random", **JUMPS),
     ),
     Scenario(
@@ -213,11 +216,7 @@ _SCENARIO_LIST = [
         "take N(0, drift_rate²) steps every trial in every block, whatever the "
         "error and reward. Drift must be detected (mean-squared change linear "
         "in lag) but must not be called learning-related.",
-        (
-            UnitGroup("M1", "kinematic", 0.5, "random_walk"),
-            UnitGroup("M1", "kinematic", 0.3, "stable"),
-            UnitGroup("M1", "force", 0.2),
-        ),
+        _drifting("random_walk"),
     ),
     Scenario(
         "S8",
@@ -227,11 +226,7 @@ _SCENARIO_LIST = [
         "(drift_rate at full compensation), reverting in washout; the force "
         "units change their apparent tuning through the load. The shift must "
         "disappear once force covariates are in.",
-        (
-            UnitGroup("M1", "kinematic", 0.5, "mechanical"),
-            UnitGroup("M1", "kinematic", 0.2, "stable"),
-            UnitGroup("M1", "force", 0.3),
-        ),
+        _drifting("mechanical", stable=0.2, force=0.3),
     ),
     Scenario(
         "mixed",
