@@ -141,6 +141,11 @@ class UnitGroup:
     kinematic : bool, optional
         Whether the units are also tuned to reach direction; by default only
         ``kinematic`` units (and ``force`` units through the force) are.
+    spiking : {"poisson", "gamma"}, optional
+        Spike generator; the area preset's by default.
+    gamma_shape : float, default=2.0
+        Shape of the gamma-renewal intervals (1 is Poisson, larger is more
+        regular).
 
     Examples
     --------
@@ -157,6 +162,8 @@ class UnitGroup:
     error_latencies: tuple[float, ...] = (0.05, 0.1, 0.2)
     outcome_coding: str = "rpe"
     kinematic: bool | None = None
+    spiking: str | None = None
+    gamma_shape: float = 2.0
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -172,6 +179,12 @@ class UnitGroup:
             )
         if not self.fraction > 0:
             raise ErrsigError(f"group `fraction` must be > 0; got {self.fraction}.")
+        if self.spiking not in (None, "poisson", "gamma"):
+            raise ErrsigError(
+                f"`spiking` must be 'poisson' or 'gamma'; got {self.spiking!r}."
+            )
+        if not self.gamma_shape > 0:
+            raise ErrsigError(f"`gamma_shape` must be > 0; got {self.gamma_shape}.")
 
 
 @dataclass(frozen=True)
@@ -291,6 +304,7 @@ def _draw_group(
     )
     responds = role in ("vector_error", "error_magnitude", "outcome")
     loading_scale = preset["loading"]
+    spiking = group.spiking or preset["spiking"]
     return pd.DataFrame(
         {
             "area": group.area,
@@ -318,8 +332,8 @@ def _draw_group(
             "latent_loading_signed": loading_scale
             * rng.normal(0, latent.signed_loading, size),
             "private_noise": loading_scale * latent.private_sd * np.ones(size),
-            "spiking": preset["spiking"],
-            "gamma_shape": 2.0 if preset["spiking"] == "gamma" else 1.0,
+            "spiking": spiking,
+            "gamma_shape": group.gamma_shape if spiking == "gamma" else 1.0,
         }
     )
 

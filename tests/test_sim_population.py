@@ -131,12 +131,20 @@ def test_gamma_renewal_is_more_regular_than_poisson():
 
 
 def test_gamma_units_in_a_session_are_regular():
-    scenario = sim.Scenario("gpi", "gpi", "GPi units", (UnitGroup("GPi", "null", 1.0),))
-    gpi = sim.simulate(scenario, rng=4, n_units=5, n_trials=60)
-    intervals = np.diff(gpi.unit_spike_times(0))
-    intervals = intervals[intervals < 0.2]
-    assert (gpi.meta["truth"]["units"]["spiking"] == "gamma").all()
-    assert intervals.std() / intervals.mean() < 0.9
+    groups = (
+        UnitGroup("GPi", "null", 1.0),
+        UnitGroup("M1", "null", 1.0, spiking="gamma", gamma_shape=4.0),
+    )
+    scenario = sim.Scenario("regular", "regular", "gamma-renewal units", groups)
+    session = sim.simulate(scenario, rng=4, n_units=2, n_trials=60)
+    truth = session.meta["truth"]["units"]
+
+    assert list(truth["spiking"]) == ["gamma", "gamma"]
+    assert list(truth["gamma_shape"]) == [2.0, 4.0]
+    for unit in (0, 1):
+        intervals = np.diff(session.unit_spike_times(unit))
+        intervals = intervals[intervals < 0.2]
+        assert intervals.std() / intervals.mean() < 0.9
 
 
 def test_unit_groups_are_apportioned_exactly():
@@ -177,6 +185,8 @@ def test_make_units_draws_role_specific_gains():
         ({"drift_rule": "hebbian"}, "`drift_rule` must be one of"),
         ({"outcome_coding": "value"}, "`outcome_coding` must be one of"),
         ({"fraction": 0.0}, "group `fraction` must be > 0"),
+        ({"spiking": "bursty"}, "`spiking` must be 'poisson' or 'gamma'"),
+        ({"gamma_shape": 0.0}, "`gamma_shape` must be > 0"),
     ],
 )
 def test_bad_groups_are_rejected(arguments, message):
