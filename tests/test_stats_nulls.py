@@ -18,6 +18,7 @@ from errsig.stats import (
     null_targets,
     observed_target,
     permutation_pvalues,
+    session_permutation,
 )
 
 ALPHA = 0.05
@@ -415,3 +416,81 @@ def test_shifts_follow_session_order():
 def test_target_of_the_wrong_type(session):
     with pytest.raises(ErrsigError, match="`target` must be a variable name"):
         null_targets(session, 5, 3, null="shuffle")
+
+
+# ------------------------------------------------------- session permutation
+
+
+def test_session_permutation_aligns_phase_by_phase():
+    rng = np.random.default_rng(14)
+    sessions = [
+        learning_session(rng, blocks=blocks)
+        for blocks in [(30, 80, 30), (35, 70, 40), (32, 90, 31)]
+    ]
+    draws = session_permutation(sessions, ["error_magnitude", "reward"])
+    assert len(draws) == 3
+    first = draws[0]["error_magnitude"]
+    # 30 baseline + 70 force-field + 30 washout trials in common
+    assert first.values.shape == (2, 130)
+    assert first.sources.tolist() == [1, 2]
+    phase = sessions[0]["phase"].to_numpy()[first.neural_trials]
+    assert (phase[:30] == "baseline").all() and (phase[30:100] == "force_field").all()
+    donor = sessions[2]
+    donor_trials = draws[2]["reward"].neural_trials
+    np.testing.assert_array_equal(
+        first.values[1], observed_target(donor, "error_magnitude")[donor_trials]
+    )
+    np.testing.assert_array_equal(
+        first.observed,
+        observed_target(sessions[0], "error_magnitude")[first.neural_trials],
+    )
+
+
+def learning_curve_session(rng, n_field):
+    """A light session: an exponential learning curve in noise, with phases."""
+    curve = np.r_[np.zeros(20), np.exp(-np.arange(n_field) / 15.0), np.zeros(20)]
+    phase = ["baseline"] * 20 + ["force_field"] * n_field + ["washout"] * 20
+    values = curve + 0.3 * rng.normal(size=curve.size)
+    return xr.Dataset(
+        coords={
+            "trial": np.arange(curve.size),
+            "phase": ("trial", phase),
+            "v": ("trial", values),
+        }
+    )
+
+
+def test_session_permutation_false_positive_rate():
+    # Groups of 10 sessions, each with its own learning curve; the first
+    # session's drifting neuron is tested against its behaviour with the 9
+    # others as surrogates: under the null P(p <= 0.1) is exactly 1 / 10.
+    rng = np.random.default_rng(15)
+    n_groups, n_sessions, level = 200, 10, 0.1
+    rejected = []
+    for _ in range(n_groups):
+        sessions = [
+            learning_curve_session(rng, n_field=int(rng.integers(50, 70)))
+            for _ in range(n_sessions)
+        ]
+        draw = session_permutation(sessions, "v")[0]
+        neural = np.cumsum(rng.normal(size=draw.neural_trials.size))
+        # |r| against |r|: doubling a one-sided p could never reach 0.1
+        p = permutation_pvalues(
+            np.abs(correlations(neural, draw.observed)),
+            np.abs(correlations(neural, draw.values)),
+        )
+        rejected.append(p <= level)
+    low, high = stats.binom.interval(0.95, n_groups, level)
+    assert low / n_groups <= np.mean(rejected) <= high / n_groups
+
+
+def test_session_permutation_errors(session):
+    with pytest.raises(ErrsigError, match="at least 3 sessions"):
+        session_permutation([session, session], "reward")
+    with pytest.raises(ErrsigError, match="some sessions have a `phase`"):
+        session_permutation([session, session, session.drop_vars("phase")], "reward")
+    only_field = session.isel(trial=session["phase"] == "force_field")
+    with pytest.raises(InsufficientDataError, match="no trials can be aligned"):
+        session_permutation(
+            [session, session, only_field.isel(trial=slice(0, 0))], "reward"
+        )

@@ -1,6 +1,7 @@
 """Statistics for trial-based neural data during learning.
 
-Nulls that respect learning (:func:`null_targets`, :func:`draw_pseudosessions`),
+Nulls that respect learning (:func:`null_targets`, :func:`draw_pseudosessions`,
+:func:`session_permutation`),
 permutation p-values (:func:`permutation_pvalues`) and corrections over families
 of tests (:func:`correct`: max-statistic, cluster, FDR), with
 :func:`onset_latency` and :func:`bootstrap_interval` for latencies and intervals.
@@ -16,6 +17,7 @@ from errsig.stats._corrections import CorrectionResult, correct, onset_latency
 from errsig.stats._nulls import NULLS, NullDraw, null_targets, observed_target
 from errsig.stats._pseudosession import draw_pseudosessions
 from errsig.stats._pvalues import permutation_pvalues
+from errsig.stats._sessions import session_permutation
 
 __all__ = [
     "NULLS",
@@ -30,4 +32,5 @@ __all__ = [
     "observed_target",
     "onset_latency",
     "permutation_pvalues",
+    "session_permutation",
 ]

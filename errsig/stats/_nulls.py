@@ -21,6 +21,9 @@ from errsig._validation import check_positive_int, check_rng
 
 __all__ = ["NULLS", "NullDraw", "null_targets", "observed_target"]
 
+#: Phases in the order a session runs through them.
+PHASES = ("baseline", "force_field", "washout")
+
 Null = Literal["pseudosession", "shuffle", "circular_shift", "linear_shift"]
 
 NULLS = ("pseudosession", "shuffle", "circular_shift", "linear_shift")
@@ -31,32 +34,37 @@ BEHAVIOURAL_TARGETS = ("error", "error_magnitude", "reward")
 
 @dataclass(frozen=True)
 class NullDraw:
-    """Surrogates of a linear-shift null, with the neural trials they pair with.
+    """Surrogates paired with a fixed subset of the neural trials.
 
-    A linear shift compares a *fixed window* of neural trials with windows of
-    the target shifted by ``s`` trials; the observed statistic must be computed
-    on the same window, with ``observed``.
+    Returned by the linear-shift null (a *fixed window* of neural trials
+    against windows of the target shifted by ``s`` trials) and by
+    :func:`session_permutation` (the aligned trials of one session against the
+    behaviour of the others). The observed statistic must be computed on the
+    same neural trials, with ``observed``.
 
     Attributes
     ----------
     values : numpy.ndarray
         Surrogate target values, shape ``(n_surrogates, n_window)`` (plus a
-        trailing component axis of 2 for ``"error"``): row ``b`` is the target
-        on trials ``neural_trials + shifts[b]``.
+        trailing component axis of 2 for ``"error"``).
     neural_trials : numpy.ndarray of int
         Positions along the dataset's ``trial`` dimension of the neural data to
         pair with every row of ``values`` (and with ``observed``).
     observed : numpy.ndarray
-        The target on ``neural_trials`` itself (shift 0): compute the observed
-        statistic from ``observed`` and the neural data on ``neural_trials``.
-    shifts : numpy.ndarray of int
-        The shift of each surrogate, in trials, never 0.
+        The target on ``neural_trials`` itself: compute the observed statistic
+        from ``observed`` and the neural data on ``neural_trials``.
+    shifts : numpy.ndarray of int or None
+        Linear shift: the shift of each surrogate, in trials, never 0.
+    sources : numpy.ndarray of int or None
+        Session permutation: the index of the session each surrogate's
+        behaviour comes from.
     """
 
     values: np.ndarray
     neural_trials: np.ndarray
     observed: np.ndarray
-    shifts: np.ndarray
+    shifts: np.ndarray | None = None
+    sources: np.ndarray | None = None
 
 
 def null_targets(

@@ -25,13 +25,11 @@ from errsig._exceptions import (
     InsufficientDataError,
 )
 from errsig._validation import check_positive_int, check_rng
-from errsig.stats._nulls import observed_target
+from errsig.stats._nulls import PHASES, observed_target
 
 __all__ = ["draw_pseudosessions"]
 
 logger = logging.getLogger(__name__)
-
-PHASES = ("baseline", "force_field", "washout")
 
 #: Fewest trials with a finite error that a pseudosession model is fitted to.
 MIN_TRIALS = 30
