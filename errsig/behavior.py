@@ -430,7 +430,7 @@ def fit(
         If ``model`` is unknown, or the arrays disagree in length or hold
         non-finite perturbations.
     InsufficientDataError
-        If fewer than 20 errors are observed.
+        If fewer than 20 errors are observed, or they are all equal.
 
     Warns
     -----
@@ -472,6 +472,12 @@ def fit(
         raise InsufficientDataError(
             f"`error` has {n_observed} observed (non-NaN) trials; fitting an "
             f"adaptation model needs at least {MIN_OBSERVED_TRIALS}."
+        )
+    finite = observed[np.isfinite(observed)]
+    if np.ptp(finite) == 0:
+        raise InsufficientDataError(
+            f"every observed error equals {finite[0]!r}; a state-space model "
+            "needs errors that vary from trial to trial."
         )
     n_states = 2 if model == "two_rate" else 1
     generator = check_rng(rng)

@@ -285,3 +285,25 @@ def test_bad_inputs_are_rejected():
         fit(np.r_[np.zeros(10), np.full(40, np.nan)], np.zeros(50))
     with pytest.raises(ValueError, match="`n_starts` must be at least 1"):
         fit(np.zeros(50), np.zeros(50), n_starts=0)
+    with pytest.raises(InsufficientDataError, match="every observed error equals"):
+        fit(np.r_[np.ones(30), np.nan], np.zeros(31))
+
+
+def test_fit_warns_when_no_start_converges(monkeypatch):
+    from errsig import ConvergenceWarning
+    from errsig import behavior as module
+
+    real_minimize = module.optimize.minimize
+
+    def failing(*args, **kwargs):
+        run = real_minimize(*args, **kwargs)
+        run.success = False
+        run.message = "stopped early"
+        return run
+
+    monkeypatch.setattr(module.optimize, "minimize", failing)
+    trace = simulate(SCHEDULE, AdaptationParams((0.9,), (0.2,), 0.01, 0.05), rng=0)
+
+    with pytest.warns(ConvergenceWarning, match="no single_rate fit of 2 start"):
+        result = fit(trace.error, SCHEDULE, model="single_rate", n_starts=2, rng=0)
+    assert not result.converged
