@@ -7,7 +7,8 @@ surrogate on all unit × bin tests at once; it gets its inputs normalised for
 free (untimed), while errsig's time includes every normalisation. frites is
 timed on ``--frites-perms`` surrogates (default 20) and its time scaled
 linearly to all of them (its cost is exactly linear in the surrogate count);
-its values on those surrogates are compared with errsig's.
+its values on those surrogates are compared with errsig's. Counts are ranked
+with the default tie rule of `mutual_information` (average ranks).
 
 Run: ``.venv/bin/python benchmarks/bench_information.py [--quick]``
 """
@@ -43,7 +44,7 @@ def simulate(rng, n_units, n_bins, n_trials, n_perm):
 
 
 def errsig_run(counts, error_draws, reward_draws):
-    neural, _ = _engine.unit_norm_columns(copnorm(counts, ties="random", rng=0))
+    neural, _ = _engine.unit_norm_columns(copnorm(counts))
     normalised = np.moveaxis(
         _engine.rank_normalise_rows(np.moveaxis(error_draws, -1, 1)), 1, -1
     )
@@ -54,7 +55,7 @@ def errsig_run(counts, error_draws, reward_draws):
 
 
 def frites_run(counts, error_draws, reward_draws, n_draws):
-    x = np.ascontiguousarray(copnorm(counts, ties="random", rng=0).T[:, None, :])
+    x = np.ascontiguousarray(copnorm(counts).T[:, None, :])
     normalised = np.moveaxis(
         _engine.rank_normalise_rows(np.moveaxis(error_draws[:n_draws], -1, 1)), 1, -1
     )

@@ -59,8 +59,17 @@ def unit_norm_columns(normalised: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def rank_normalise_rows(values: np.ndarray) -> np.ndarray:
     """Copula-normalise along the last axis (trials), ties at their mean rank."""
-    ranks = rankdata(values, method="average", axis=-1)
-    return ndtri(ranks / (values.shape[-1] + 1.0))
+    n_trials = values.shape[-1]
+    order = np.argsort(values, axis=-1)
+    ordered = np.take_along_axis(values, order, axis=-1)
+    if np.any(ordered[..., 1:] == ordered[..., :-1]):
+        ranks = rankdata(values, method="average", axis=-1)
+        return ndtri(ranks / (n_trials + 1.0))
+    # no ties (the usual case for a continuous target): one sort suffices
+    quantiles = ndtri(np.arange(1, n_trials + 1) / (n_trials + 1.0))
+    normalised = np.empty(values.shape)
+    np.put_along_axis(normalised, order, np.broadcast_to(quantiles, values.shape), -1)
+    return normalised
 
 
 def orthonormal_target_basis(
