@@ -116,3 +116,30 @@ def test_bad_window_or_bin_size(small_session, window, bin_size, match):
 def test_unknown_alignment_lists_events(small_session):
     with pytest.raises(ColumnError, match=r"feedback_time"):
         bin_trials(small_session, align="go_cue_time")
+
+
+@pytest.mark.parametrize("window", [(-0.2, 0.8), (-1.0, 2.5)])
+def test_overlapping_and_separate_windows_agree_with_reference(window):
+    # Trials 2 s apart: the second window overlaps its neighbours.
+    session = random_session(np.random.default_rng(11), n_units=4, n_trials=14)
+    ds = bin_trials(session, window=window, bin_size=0.05)
+    expected = reference_counts(session, "feedback_time", window, 0.05)
+    np.testing.assert_array_equal(ds["counts"].values, expected)
+
+
+def test_many_units_span_several_chunks():
+    rng = np.random.default_rng(5)
+    trains = [np.sort(rng.uniform(0, 50, 400_000)) for _ in range(6)]
+    trains += [np.empty(0), np.sort(rng.uniform(0, 50, 10))]
+    events = np.arange(1.0, 49.0, 1.5)
+    session = Session.from_spike_trains(
+        trains,
+        units=pd.DataFrame({"area": ["M1"] * len(trains)}),
+        trials=pd.DataFrame(
+            {"start_time": events, "stop_time": events + 1, "go": events}
+        ),
+    )
+    ds = bin_trials(session, align="go", window=(0.0, 1.0), bin_size=0.1)
+    np.testing.assert_array_equal(
+        ds["counts"].values, reference_counts(session, "go", (0.0, 1.0), 0.1)
+    )
