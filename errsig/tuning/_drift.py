@@ -100,8 +100,10 @@ def tuning_drift(
           bootstrap test of zero change) and ``block_converged``.
 
         With ``method="filter"`` the window dimension is replaced by ``trial``,
-        and ``process_noise`` (unit) gives the fitted per-trial variance of the
-        tuning coefficients (``baseline_process_noise`` for the baseline term).
+        ``process_noise`` (unit) gives the fitted per-trial variance of the
+        tuning coefficients (``baseline_process_noise`` for the baseline term),
+        and ``predicted_coef`` (unit, trial, term) the causal one-step
+        prediction of each trial's coefficients from the trials before it.
 
     Raises
     ------
@@ -491,6 +493,7 @@ def _filter_fits(counts: np.ndarray, design: np.ndarray, window: int) -> xr.Data
         ("unit", "trial", "term"),
         np.sqrt(np.diagonal(track.cov, axis1=-2, axis2=-1)),
     )
+    data["predicted_coef"] = (("unit", "trial", "term"), track.predicted_coef)
     data["process_noise"] = ("unit", track.process_noise)
     data["baseline_process_noise"] = ("unit", track.baseline_process_noise)
     data["log_likelihood"] = ("unit", track.log_likelihood)

@@ -34,6 +34,7 @@ class TuningTrack:
 
     coef: np.ndarray
     cov: np.ndarray
+    predicted_coef: np.ndarray
     process_noise: np.ndarray
     baseline_process_noise: np.ndarray
     log_likelihood: np.ndarray
@@ -66,6 +67,8 @@ def track_tuning(
     -------
     TuningTrack
         ``coef`` (n_units, n_trials, p), ``cov`` (n_units, n_trials, p, p),
+        ``predicted_coef`` (the filter's one-step prediction of each trial's
+        coefficients from the trials before it, (n_units, n_trials, p)),
         ``process_noise`` and ``baseline_process_noise`` (n_units,), the
         approximate ``log_likelihood`` at the chosen noise, and ``converged``
         (False where no prior fit existed, e.g. a silent unit).
@@ -119,11 +122,14 @@ def track_tuning(
         design, counts, prior_mean, prior_cov, chosen_noise, store=True
     )
     coef, cov = _smooth(filtered_mean, filtered_cov, chosen_noise)
+    predicted = np.concatenate([prior_mean[:, None], filtered_mean[:, :-1]], axis=1)
+    predicted[~converged] = np.nan
     coef[~converged] = np.nan
     cov[~converged] = np.nan
     return TuningTrack(
         coef=coef,
         cov=cov,
+        predicted_coef=predicted,
         process_noise=np.where(converged, grid_tune[best], np.nan),
         baseline_process_noise=np.where(converged, grid_base[best], np.nan),
         log_likelihood=np.where(
