@@ -494,3 +494,18 @@ def test_session_permutation_errors(session):
         session_permutation(
             [session, session, only_field.isel(trial=slice(0, 0))], "reward"
         )
+
+
+def test_reward_model_equals_scikit_learn_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    from errsig.stats._pseudosession import REWARD_MODEL_C, fit_logistic
+
+    rng = np.random.default_rng(16)
+    features = np.c_[rng.normal(size=300), rng.random(300) < 0.5]
+    features = np.c_[features, 1 - features[:, 1]]
+    outcome = rng.random(300) < 1 / (1 + np.exp(-(2.0 * features[:, 0] - 0.5)))
+    ours = fit_logistic(features, outcome, penalty=1 / REWARD_MODEL_C)
+    reference = LogisticRegression(C=REWARD_MODEL_C, fit_intercept=False, tol=1e-10)
+    reference.fit(features, outcome)
+    np.testing.assert_allclose(ours, reference.coef_[0], atol=1e-5)
