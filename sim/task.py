@@ -101,6 +101,9 @@ class TaskConfig:
         Time from feedback to the end of the trial, seconds.
     sampling_rate : float
         Sampling rate of hand position, velocity and force, Hz.
+    record_behavior : bool
+        Sample hand position, velocity and force; ``False`` skips them (faster,
+        e.g. for calibration runs over many seeds).
 
     Examples
     --------
@@ -146,6 +149,7 @@ class TaskConfig:
     feedback_delay: float = 0.005
     post_feedback: float = 0.85
     sampling_rate: float = 100.0
+    record_behavior: bool = True
 
     def __post_init__(self) -> None:
         if self.reward_rule not in REWARD_RULES:
@@ -345,7 +349,8 @@ def simulate_task(
         behavior={},
         lateral_template=template,
     )
-    result.behavior = _sample_behavior(result)
+    if config.record_behavior:
+        result.behavior = _sample_behavior(result)
     return result
 
 

@@ -172,6 +172,15 @@ def test_progress_bar_is_shown_on_request(capsys):
     assert "3/3" in capsys.readouterr().err
 
 
+def test_behaviour_can_be_left_out_without_changing_the_rest():
+    full = sim.simulate("S0", rng=9, n_units=5, n_trials=40)
+    bare = sim.simulate("S0", rng=9, n_units=5, n_trials=40, record_behavior=False)
+
+    assert bare.behavior == {}
+    np.testing.assert_array_equal(bare.spike_times, full.spike_times)
+    pd.testing.assert_frame_equal(bare.trials, full.trials)
+
+
 def test_areas_restrict_the_population():
     session = sim.simulate("mixed", rng=6, n_units=20, n_trials=20, areas=["PMd"])
 
