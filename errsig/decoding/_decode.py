@@ -267,6 +267,15 @@ def decode(
             if covariates is not None:
                 covariates = covariates[:, window_trials]
 
+    logger.info(
+        "decoding %r with %s from %d population(s), %d lag(s), %d surrogates (%s)",
+        target,
+        model_name,
+        len(groups),
+        len(options["lags"]),
+        n_perm,
+        null,
+    )
     counts = np.asarray(ds["counts"].transpose("trial", "unit", "time").values)
     strata = None if stratify is None else np.asarray(ds[stratify].values)
     results: dict[str, list] = {}
