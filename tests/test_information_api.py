@@ -100,6 +100,31 @@ def test_conditioning_on_the_kinematic_trajectory_and_cluster(planted):
     assert result["mi"].values[0, 2] == pytest.approx(expected, abs=1e-10)
 
 
+def test_conditioning_on_several_variables_jointly(planted):
+    kinematics = np.random.default_rng(6).normal(size=(200, 5, 2))
+    data = planted.assign(kinematics=(("trial", "time", "component"), kinematics))
+    result = mutual_information(
+        data,
+        "error",
+        given=["reward", "kinematics", "target_angle"],
+        null="shuffle",
+        n_perm=49,
+        rng=2,
+    )
+    assert result.attrs["given"] == "reward,kinematics,target_angle"
+    counts = data["counts"].values
+    conditioning = np.column_stack(
+        [
+            data["reward"].values,
+            data["target_angle"].values,
+            kinematics.reshape(200, -1),
+        ]
+    )
+    expected = gccmi(counts[:, 0, 3], data["error"].values, conditioning)
+    assert result["mi"].values[0, 3] == pytest.approx(expected, abs=1e-10)
+    assert result["significant"].values[0, 2:].all()
+
+
 def test_linear_shift_uses_a_window_of_trials(planted):
     result = mutual_information(planted, "error", null="linear_shift", n_perm=40)
     assert result.attrs["p_floor"] == pytest.approx(1 / 41)
@@ -142,6 +167,8 @@ def test_constant_units_are_masked_with_a_warning(planted):
         ({"alpha": 1.5}, ErrsigError, "`alpha` must lie in"),
         ({"method": "binned", "bias": "miller"}, ErrsigError, "`bias` must be"),
         ({"given": "error"}, ErrsigError, "conditioning a variable on itself"),
+        ({"given": ["reward", "reward"]}, ErrsigError, "names a variable twice"),
+        ({"given": [3]}, ErrsigError, "a variable name or a sequence"),
         ({"given": "speed"}, ColumnError, "`given`"),
         ({"target": "lick_rate"}, ColumnError, "`target`"),
         ({"target": "reward", "given": "error_magnitude"}, ErrsigError, "continuous"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -62,7 +63,7 @@ def mutual_information(
     ds: xr.Dataset,
     target: str,
     *,
-    given: str | None = None,
+    given: str | Sequence[str] | None = None,
     method: Literal["gcmi", "binned", "ksg"] = "gcmi",
     by: Literal["area"] | None = None,
     null: Literal[
@@ -89,16 +90,16 @@ def mutual_information(
         ``"reward"``, or the name of any variable or coordinate on ``trial``.
         Bool, integer and string variables are discrete (classes); floating
         ones are continuous.
-    given : str, optional
-        Condition on this variable: conditional MI ``I(activity; target |
-        given)``. ``"kinematics"`` (or any variable on (trial, time[,
-        component])) enters as its whole trajectory in the window (at most
-        ``n_trials // 20`` principal components), held fixed with the
-        neurons; the
-        behavioural variables ``"error"``, ``"error_magnitude"`` and
-        ``"reward"`` are redrawn jointly with the target in every surrogate;
-        any other trial variable is held fixed. Only with ``method="gcmi"``
-        and a continuous target.
+    given : str or sequence of str, optional
+        Condition on this variable (or these, jointly): conditional MI
+        ``I(activity; target | given)``, e.g. ``["kinematics", "force"]``.
+        A variable on (trial, time[, component]) enters as its whole
+        trajectory in the window (all time-resolved ones together reduced to
+        at most ``n_trials // 20`` principal components), held fixed with
+        the neurons; the behavioural variables ``"error"``,
+        ``"error_magnitude"`` and ``"reward"`` are redrawn jointly with the
+        target in every surrogate; any other trial variable is held fixed.
+        Only with ``method="gcmi"`` and a continuous target.
     method : {"gcmi", "binned", "ksg"}, default="gcmi"
         Estimator: Gaussian copula (:func:`gcmi_continuous`,
         :func:`gcmi_discrete`, :func:`gccmi`), plug-in on binned counts with a
@@ -198,14 +199,15 @@ def mutual_information(
     >>> result["significant"].any("time").values
     array([ True, False, False])
     """
-    _check_options(method, by, null, correction, alpha, given, bias, k)
+    _check_options(method, by, null, correction, alpha, bias, k)
+    givens = _check_given(given, target)
     n_perm = check_positive_int(n_perm, "n_perm")
     counts = _counts(ds)
     seed, generator = _seed(rng)
     null_stream, tie_stream = generator.spawn(2)
 
     discrete_target = _is_discrete(_trial_values(ds, target, "target"))
-    if given is not None and (discrete_target or method != "gcmi"):
+    if givens and (discrete_target or method != "gcmi"):
         raise ErrsigError(
             f"`given`={given!r} needs method='gcmi' and a continuous target; got "
             f"method={method!r} and target {target!r}"
@@ -213,7 +215,7 @@ def mutual_information(
             "target by splitting the trials instead."
         )
     target_variable, given_variable, neural_trials = _draw_variables(
-        ds, target, given, n_perm, null, null_stream
+        ds, target, givens, n_perm, null, null_stream
     )
     if neural_trials is not None:
         counts = counts.isel(trial=neural_trials)
@@ -238,7 +240,7 @@ def mutual_information(
     dataset.attrs.update(
         method=method,
         target=target,
-        given=str(given),
+        given=",".join(givens) if givens else "None",
         null=null,
         null_ignores_trial_order=int(null == "shuffle"),
         n_perm=n_perm,
@@ -267,7 +269,6 @@ def _check_options(
     null: str,
     correction: str,
     alpha: float,
-    given: str | None,
     bias: str,
     k: int,
 ) -> None:
@@ -305,6 +306,24 @@ def _check_options(
         )
     if method == "ksg":
         check_positive_int(k, "k")
+
+
+def _check_given(given: str | Sequence[str] | None, target: str) -> tuple[str, ...]:
+    givens = (given,) if isinstance(given, str) else tuple(given or ())
+    for name in givens:
+        if not isinstance(name, str):
+            raise ErrsigError(
+                "`given` must be a variable name or a sequence of names; got "
+                f"{given!r}."
+            )
+        if name == target:
+            raise ErrsigError(
+                f"`given` and `target` are both {target!r}; conditioning a "
+                "variable on itself leaves no information."
+            )
+    if len(set(givens)) != len(givens):
+        raise ErrsigError(f"`given` names a variable twice: {given!r}.")
+    return givens
 
 
 def _counts(ds: xr.Dataset) -> xr.DataArray:
@@ -350,39 +369,52 @@ def _seed(
 def _draw_variables(
     ds: xr.Dataset,
     target: str,
-    given: str | None,
+    givens: tuple[str, ...],
     n_perm: int,
     null: str,
     rng: np.random.Generator,
 ) -> tuple[_TrialVariable, _TrialVariable | None, np.ndarray | None]:
-    """Observed and surrogate target and conditioning values, and neural trials.
+    """Observed and surrogate target, the conditioning set, and neural trials.
 
-    The neural trials are None except for the linear-shift null, which pairs
-    every surrogate with one fixed window of neural trials.
+    Behavioural conditioning variables are drawn jointly with the target; the
+    others are held fixed. The conditioning set comes back copula-normalised,
+    (n_draws or 1, n_trials, n_dims). The neural trials are None except for
+    the linear-shift null, which pairs every surrogate with one fixed window
+    of neural trials.
     """
     from errsig import stats
 
     observed_target = _trial_values(ds, target, "target")
-    if given == target:
-        raise ErrsigError(
-            f"`given` and `target` are both {target!r}; conditioning a variable "
-            "on itself leaves no information."
-        )
-    if given is not None and given not in ds.variables and given not in BEHAVIOURAL:
-        _trial_values(ds, given, "given")  # raises, naming what is available
-    if given in BEHAVIOURAL and target in BEHAVIOURAL:
-        joint = stats.null_targets(ds, [target, given], n_perm, null=null, rng=rng)
-        observed_given = _trial_values(ds, given, "given")
-        return (
-            _variable(target, observed_target, joint[target]),
-            _variable(given, observed_given, joint[given]),
-            getattr(joint[target], "neural_trials", None),
-        )
+    for name in givens:
+        if name not in ds.variables and name not in BEHAVIOURAL:
+            _trial_values(ds, name, "given")  # raises, naming what is available
+    joint = [name for name in givens if name in BEHAVIOURAL and target in BEHAVIOURAL]
+    fixed = [name for name in givens if name not in joint]
 
-    draws = stats.null_targets(ds, target, n_perm, null=null, rng=rng)
-    neural_trials = getattr(draws, "neural_trials", None)
-    fixed = None if given is None else _fixed_given(ds, given, neural_trials)
-    return _variable(target, observed_target, draws), fixed, neural_trials
+    draws = stats.null_targets(ds, [target, *joint], n_perm, null=null, rng=rng)
+    neural_trials = getattr(draws[target], "neural_trials", None)
+    target_variable = _variable(target, observed_target, draws[target])
+    if not givens:
+        return target_variable, None, neural_trials
+
+    parts = [
+        _normalised_target(
+            _variable(name, _trial_values(ds, name, "given"), draws[name])
+        )
+        for name in joint
+    ]
+    if fixed:
+        parts.append(_fixed_given(ds, fixed, neural_trials)[None])
+    n_draws = max(len(part) for part in parts)
+    shape = (n_draws, len(parts[0][0]))
+    values = np.concatenate(
+        [np.broadcast_to(part, shape + part.shape[-1:]) for part in parts], axis=-1
+    )
+    return (
+        target_variable,
+        _TrialVariable(",".join(givens), values, False),
+        neural_trials,
+    )
 
 
 def _variable(name: str, observed: np.ndarray, draws: object) -> _TrialVariable:
@@ -411,48 +443,49 @@ def _trial_values(ds: xr.Dataset, name: str, argument: str) -> np.ndarray:
 
 
 def _fixed_given(
-    ds: xr.Dataset, given: str, neural_trials: np.ndarray | None
-) -> _TrialVariable:
-    """Copula-normalise a conditioning variable that is held fixed."""
+    ds: xr.Dataset, names: list[str], neural_trials: np.ndarray | None
+) -> np.ndarray:
+    """Copula-normalised conditioning variables held fixed, (n_trials, n_dims).
+
+    Time-resolved variables (kinematics, force) enter as their whole
+    trajectories in the window: a unit may encode the movement at a lead or
+    lag, so conditioning on the same bin alone would leave part of a
+    kinematic confound in place. Their bins × components are copula-normalised
+    together and, when there are more than ``n_trials //
+    TRIALS_PER_COMPONENT``, reduced to that many principal components.
+    """
     if neural_trials is not None:
         ds = ds.isel(trial=neural_trials)
-    if given in ds.variables and "time" in ds[given].dims:
-        return _trajectory_given(ds, given)
-    observed = _trial_values(ds, given, "given")
-    if observed.dtype.kind not in "biuf":
-        raise ErrsigError(
-            f"`given`={given!r} is not numeric (dtype {observed.dtype}); conditional "
-            "MI needs a numeric conditioning variable."
-        )
-    observed = observed.reshape(len(observed), -1).astype(np.float64)
-    return _TrialVariable(given, copnorm(observed)[None], discrete=False)
+    n_trials = ds.sizes["trial"]
+    trajectories, columns = [], []
+    for name in names:
+        if name in ds.variables and "time" in ds[name].dims:
+            values = ds[name].transpose("trial", ...).values.reshape(n_trials, -1)
+            trajectories.append(values)
+        else:
+            values = _trial_values(ds, name, "given")
+            if values.dtype.kind not in "biuf":
+                raise ErrsigError(
+                    f"`given`={name!r} is not numeric (dtype {values.dtype}); "
+                    "conditional MI needs numeric conditioning variables."
+                )
+            columns.append(values.reshape(n_trials, -1).astype(np.float64))
+        if np.isnan(values.astype(np.float64)).any():
+            raise ErrsigError(
+                f"`given`={name!r} is NaN in some trials or bins; drop or fill "
+                "them before conditioning on it."
+            )
 
-
-def _trajectory_given(ds: xr.Dataset, given: str) -> _TrialVariable:
-    """Condition on a time-resolved variable's whole trajectory in the window.
-
-    A unit may encode the movement at a lead or lag, so conditioning on the
-    same bin alone leaves part of a kinematic confound in place. The
-    trajectory's bins × components are copula-normalised and, when there are
-    more of them than ``n_trials // TRIALS_PER_COMPONENT``, reduced to that
-    many principal components.
-    """
-    variable = ds[given].transpose("trial", ...)
-    if np.isnan(variable.values).any():
-        raise ErrsigError(
-            f"`given`={given!r} is NaN in some trials or bins; drop or fill them "
-            "before conditioning on it."
-        )
-    n_trials = variable.sizes["trial"]
-    trajectory = copnorm(variable.values.reshape(n_trials, -1))
-    trajectory = trajectory[:, trajectory.std(axis=0) > 0]
-    max_dims = max(1, n_trials // TRIALS_PER_COMPONENT)
-    if trajectory.shape[1] > max_dims:
-        left, _, _ = np.linalg.svd(
-            trajectory - trajectory.mean(axis=0), full_matrices=False
-        )
-        trajectory = left[:, :max_dims]
-    return _TrialVariable(given, trajectory[None], discrete=False)
+    parts = [copnorm(np.hstack(columns))] if columns else []
+    if trajectories:
+        trajectory = copnorm(np.hstack(trajectories))
+        trajectory = trajectory[:, trajectory.std(axis=0) > 0]
+        max_dims = max(1, n_trials // TRIALS_PER_COMPONENT)
+        if trajectory.shape[1] > max_dims:
+            centred = trajectory - trajectory.mean(axis=0)
+            trajectory = np.linalg.svd(centred, full_matrices=False)[0][:, :max_dims]
+        parts.append(trajectory)
+    return np.hstack(parts)
 
 
 def _is_discrete(values: np.ndarray) -> bool:
@@ -523,10 +556,9 @@ def _gaussian_mi(
 
     normalised_target = _normalised_target(target)
     given_values = None
-    if given is not None:
+    if given is not None:  # already copula-normalised
         given_values = np.broadcast_to(
-            _normalised_target(given) if len(given.values) > 1 else given.values,
-            normalised_target.shape[:2] + given.values.shape[-1:],
+            given.values, normalised_target.shape[:2] + given.values.shape[-1:]
         )
     basis, degenerate = _engine.orthonormal_target_basis(
         normalised_target, given_values
