@@ -66,7 +66,7 @@ class TaskConfig:
         Sense of rotation of the field force relative to the hand velocity.
     arm_mass, arm_stiffness, arm_damping : float
         Point-mass arm model (kg, N/m, N·s/m) that sets how far the field
-        deflects a naive reach (about 2.2 cm at 15 N·s/m and 0.375 m/s).
+        deflects a naive reach (about 2.1 cm at 15 N·s/m and 0.375 m/s).
     adaptation : errsig.behavior.AdaptationParams
         State-space learner; its noises are in metres of lateral error.
     extent_noise : float
@@ -216,8 +216,17 @@ class TaskResult:
         ``hand_position``, ``hand_velocity`` (the arm, not the cursor) and
         ``hand_force`` (the force the robot applies to the hand).
     lateral_template : numpy.ndarray
-        Lateral deflection of the arm per metre of maximum perpendicular error,
-        sampled every millisecond from movement onset.
+        Lateral deflection of the arm per N·s/m of field on a naive reach,
+        metres, sampled every millisecond from movement onset.
+
+    Examples
+    --------
+    >>> from sim.task import TaskConfig, simulate_task
+    >>> result = simulate_task(TaskConfig().scaled(8), rng=0)
+    >>> sorted(result.behavior)
+    ['hand_force', 'hand_position', 'hand_velocity']
+    >>> round(float(15 * result.lateral_template.max()), 4)  # naive error, m
+    0.0211
     """
 
     config: TaskConfig
