@@ -307,3 +307,27 @@ def test_fit_warns_when_no_start_converges(monkeypatch):
     with pytest.warns(ConvergenceWarning, match="no single_rate fit of 2 start"):
         result = fit(trace.error, SCHEDULE, model="single_rate", n_starts=2, rng=0)
     assert not result.converged
+
+
+def test_python_fallback_of_the_filter_agrees_with_the_compiled_one():
+    from errsig import behavior as module
+
+    python_filter = getattr(module._filter_batch, "py_func", module._filter_batch)
+    params = AdaptationParams((0.6, 0.97), (0.3, 0.05), 0.2, 0.5)
+    perturbation = np.r_[np.zeros(5), np.ones(10)]
+    error = simulate(perturbation, params, rng=0).error
+    error[[3, 7]] = np.nan
+    retention = np.array([params.retention, (0.5, 0.9)])
+    learning_rate = np.array([params.learning_rate, (0.2, 0.1)])
+    variances = np.array([[0.04, 0.25], [0.01, 1.0]])
+
+    compiled = [np.zeros(2), np.zeros(2)]
+    python = [np.zeros(2), np.zeros(2)]
+    arguments = (error, perturbation, retention, learning_rate, variances, np.zeros(2))
+    module._filter_batch(*arguments, *compiled)
+    python_filter(*arguments, *python)
+
+    np.testing.assert_allclose(python, compiled, rtol=1e-12)
+    assert log_likelihood(error, perturbation, params) == pytest.approx(
+        -0.5 * (python[0][0] + python[1][0])
+    )
