@@ -234,7 +234,8 @@ _SCENARIO_LIST = [
         "Several areas for the demo. M1: kinematic and force units, a few "
         "vector-error units, mechanical drift on some. PMd: vector-error units "
         "and gradient-drifting kinematic units. Striatum: RPE outcome units and "
-        "some kinematic ones. Cerebellum: complex spikes (about 1 Hz) tuned to "
+        "some kinematic ones. GPi: failure-coding units (gamma-renewal, about "
+        "60 Hz). Cerebellum: complex spikes (about 1 Hz) tuned to "
         "error direction. Reward is probabilistic with a staircase.",
         (
             UnitGroup("M1", "kinematic", 0.2, "mechanical"),
@@ -245,6 +246,7 @@ _SCENARIO_LIST = [
             UnitGroup("PMd", "kinematic", 0.13, "gradient"),
             UnitGroup("striatum", "outcome", 0.12, outcome_coding="rpe"),
             UnitGroup("striatum", "kinematic", 0.06),
+            UnitGroup("GPi", "outcome", 0.05, outcome_coding="failure"),
             UnitGroup("cerebellum", "vector_error", 0.07, error_latencies=(0.1,)),
             UnitGroup("cerebellum", "null", 0.05),
         ),
