@@ -307,3 +307,30 @@ def test_mechanical_shift_is_seen_in_the_spikes_and_reverts():
     assert np.mean(shift) == pytest.approx(np.mean(planted_shift), abs=np.deg2rad(6))
     after = np.angle(np.exp(1j * (late_washout - baseline)))
     assert abs(np.mean(after)) < np.deg2rad(6)
+
+
+@pytest.mark.parametrize("name", ["S5", "S6", "S7"])
+def test_drift_scenarios_wire_the_session_into_the_rules(name):
+    session = sim.simulate(name, rng=41, n_units=10, n_trials=200)
+    truth = session.meta["truth"]
+    units = truth["units"]
+    drifting = np.flatnonzero((units["drift_rule"] != "stable").to_numpy())
+    explored = truth["unit_trial"]["exploration"][drifting]
+    settled = truth["unit_trial"]["preferred_direction"][drifting] - explored
+    step = np.diff(settled, axis=1)
+    error = session.trials[["error_x", "error_y"]].to_numpy()[:-1]
+    reward = session.trials["reward"].to_numpy()[:-1]
+    surprise = reward - truth["trials"]["expected_reward"].to_numpy()[:-1]
+    rate = units["drift_rate"].to_numpy()[drifting, None]
+
+    if name == "S5":
+        direction = settled[:, :-1]
+        projected = -np.sin(direction) * error[:, 0] + np.cos(direction) * error[:, 1]
+        np.testing.assert_allclose(step, rate * projected)
+    elif name == "S6":
+        np.testing.assert_allclose(step, surprise * explored[:, :-1])
+    else:
+        assert np.all(explored == 0)
+        assert np.std(step) == pytest.approx(rate[0, 0], rel=0.1)
+        assert abs(np.corrcoef(step.mean(axis=0), reward)[0, 1]) < 0.25
+    assert (units.loc[units["drift_rule"] == "stable", "drift_rate"] == 0).all()
