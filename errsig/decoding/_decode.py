@@ -6,16 +6,17 @@ import logging
 import numbers
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from errsig._exceptions import ColumnError, ErrsigError, InsufficientDataError
-from errsig._validation import check_positive_int, check_rng
+from errsig._exceptions import ErrsigError
+from errsig._validation import check_positive_int
+from errsig.decoding import _inputs
 from errsig.decoding._folds import check_folds
+from errsig.decoding._inputs import DEFAULT_ALPHAS
 from errsig.decoding._linear import (
     logistic_cv_predict,
     ridge_cv_predict,
@@ -26,43 +27,6 @@ from errsig.decoding._metrics import classification_scores, regression_scores
 __all__ = ["DEFAULT_ALPHAS", "decode", "decode_unit_curve"]
 
 logger = logging.getLogger(__name__)
-
-#: Ridge penalties searched by default (on standardised features): 13 values,
-#: half a decade apart, from 0.1 to 100 000.
-DEFAULT_ALPHAS = np.logspace(-1, 5, 13)
-
-#: Penalty of the logistic decoder when none is given (scikit-learn's C = 1).
-DEFAULT_LOGISTIC_ALPHA = 1.0
-
-NULLS = ("pseudosession", "shuffle", "circular_shift", "linear_shift", "session")
-
-CORRECTIONS = ("maxstat", "cluster", "fdr", "none")
-
-
-@dataclass
-class _Target:
-    """The trial variable to decode, as columns, and how to make its nulls."""
-
-    name: str
-    values: np.ndarray  # (n_trials, n_components)
-    components: list[str]
-    kind: str  # "regression" or "classification"
-    null_source: str  # the name handed to errsig.stats.null_targets
-    positive: object = True  # the level coded 1 when classifying
-
-    def from_null(self, surrogates: np.ndarray) -> np.ndarray:
-        """Surrogates of ``null_source`` → ``(P, n_trials, n_components)``."""
-        if self.kind == "classification":
-            return (np.asarray(surrogates) == self.positive).astype(np.float64)[
-                ..., None
-            ]
-        surrogates = np.asarray(surrogates, dtype=np.float64)
-        if self.name in ("error_x", "error_y"):
-            index = 0 if self.name == "error_x" else 1
-            return surrogates[..., index : index + 1]
-        if surrogates.ndim == 2:
-            return surrogates[..., None]
-        return surrogates
 
 
 def decode(
@@ -225,7 +189,7 @@ def decode(
     >>> result["score"].sel(area="M1").values.round(2)
     array([0.63, 0.49, 0.56])
     """
-    options = _check_options(
+    options = _inputs.check_options(
         ds,
         target,
         by,
@@ -239,14 +203,14 @@ def decode(
         level,
         correction,
     )
-    ds = _in_trial_order(ds)
-    target_info = _target(ds, target)
-    model_name = _model_name(model, target_info)
-    penalties = _penalties(alphas, model_name)
-    seed, generator = _seed(rng)
-    covariates = _covariates(ds, given, options["window"])
-    groups = _groups(ds, by)
-    trial_index = _trial_positions(ds)
+    ds = _inputs.in_trial_order(ds)
+    target_info = _inputs.decoding_target(ds, target)
+    model_name = _inputs.resolve_model(model, target_info)
+    penalties = _inputs.check_penalties(alphas, model_name)
+    seed, generator = _inputs.seed_and_generator(rng)
+    covariates = _inputs.covariate_features(ds, given, options["window"])
+    groups = _inputs.unit_groups(ds, by)
+    trial_index = _inputs.trial_positions(ds)
 
     null_values = None
     null_note = ""
@@ -262,8 +226,8 @@ def decode(
                     "pseudosession null for lagged decoding."
                 )
             ds = ds.isel(trial=window_trials)
-            target_info = _target(ds, target)
-            trial_index = _trial_positions(ds)
+            target_info = _inputs.decoding_target(ds, target)
+            trial_index = _inputs.trial_positions(ds)
             if covariates is not None:
                 covariates = covariates[:, window_trials]
 
@@ -286,18 +250,20 @@ def decode(
         desc="decode",
     )
     for lag in options["lags"]:
-        neural_rows, target_rows = _lag_pairs(trial_index, lag, target)
+        neural_rows, target_rows = _inputs.lag_pairs(trial_index, lag, target)
         folds, scheme = check_folds(
             cv,
             trial_index[neural_rows],
             gap=gap,
             strata=None if strata is None else strata[neural_rows],
         )
-        folds_used.append(_describe_folds(folds, trial_index[neural_rows]))
+        folds_used.append(_inputs.describe_folds(folds, trial_index[neural_rows]))
         columns = _target_columns(target_info, null_values, target_rows)
         for name, units in groups:
             fit = _fit_and_score(
-                _features(counts[neural_rows][:, units], options["window"]),
+                _inputs.windowed_features(
+                    counts[neural_rows][:, units], options["window"]
+                ),
                 None if covariates is None else covariates[:, neural_rows],
                 columns,
                 folds,
@@ -394,22 +360,24 @@ def decode_unit_curve(
     >>> bool(mean[1] > mean[0])
     True
     """
-    _check_options(ds, target, by, model, gap, None, 0, window, "shuffle", 0, 0.05)
-    ds = _in_trial_order(ds)
-    target_info = _target(ds, target)
-    model_name = _model_name(model, target_info)
-    penalties = _penalties(alphas, model_name)
-    seed, generator = _seed(rng)
+    _inputs.check_options(
+        ds, target, by, model, gap, None, 0, window, "shuffle", 0, 0.05
+    )
+    ds = _inputs.in_trial_order(ds)
+    target_info = _inputs.decoding_target(ds, target)
+    model_name = _inputs.resolve_model(model, target_info)
+    penalties = _inputs.check_penalties(alphas, model_name)
+    seed, generator = _inputs.seed_and_generator(rng)
     n_repeats = check_positive_int(n_repeats, "n_repeats")
-    groups = _groups(ds, by)
+    groups = _inputs.unit_groups(ds, by)
     largest = max(int(units.sum()) for _, units in groups)
     if n_units is None:
         n_units = [2**power for power in range(int(np.log2(largest)) + 1)]
     sizes = [check_positive_int(size, "n_units") for size in n_units]
 
-    trial_index = _trial_positions(ds)
+    trial_index = _inputs.trial_positions(ds)
     folds, scheme = check_folds(cv, trial_index, gap=gap, strata=None)
-    _check_classes(target_info.values, target_info)
+    _inputs.check_classes(target_info.values, target_info)
     counts = np.asarray(ds["counts"].transpose("trial", "unit", "time").values)
     n_bins = ds.sizes["time"] - window + 1
     scores = np.full((len(groups), len(sizes), n_repeats, n_bins), np.nan)
@@ -420,7 +388,7 @@ def decode_unit_curve(
                 continue
             for repeat in range(n_repeats):
                 chosen = np.sort(generator.choice(members, size, replace=False))
-                features = _features(counts[:, chosen], window)
+                features = _inputs.windowed_features(counts[:, chosen], window)
                 fit = _fit_and_score(
                     features,
                     None,
@@ -457,313 +425,9 @@ def decode_unit_curve(
     return result
 
 
-def _check_options(
-    ds: object,
-    target: object,
-    by: object,
-    model: object,
-    gap: object,
-    stratify: object,
-    lags: object,
-    window: object,
-    null: object,
-    n_perm: object,
-    level: object,
-    correction: object = "none",
-) -> dict[str, Any]:
-    if not isinstance(ds, xr.Dataset):
-        raise ErrsigError(
-            f"`ds` must be the xarray.Dataset from errsig.bin_trials; got "
-            f"{type(ds).__name__}."
-        )
-    if "counts" not in ds or set(ds["counts"].dims) != {"trial", "unit", "time"}:
-        raise ColumnError(
-            "`ds` has no `counts` variable with dimensions (trial, unit, time); "
-            "make it with errsig.bin_trials(session, ...)."
-        )
-    if not isinstance(target, str):
-        raise ErrsigError(f"`target` must be a variable name; got {target!r}.")
-    if by is not None and by not in ds["counts"].coords:
-        raise ColumnError(
-            f"`by`={by!r} is not a coordinate on the units of `ds`; pass None to "
-            "decode from all units, or add the coordinate with "
-            "ds.assign_coords(...)."
-        )
-    if isinstance(model, str) and model not in ("auto", "ridge", "logistic"):
-        raise ErrsigError(
-            f"`model` must be 'auto', 'ridge', 'logistic' or a scikit-learn "
-            f"estimator; got {model!r}."
-        )
-    if not isinstance(model, str) and not hasattr(model, "fit"):
-        raise ErrsigError(
-            f"`model` must be 'auto', 'ridge', 'logistic' or a scikit-learn "
-            f"estimator with fit(); got {model!r}."
-        )
-    check_positive_int(gap, "gap", minimum=0)
-    if stratify is not None and (
-        stratify not in ds.coords or ds[stratify].dims != ("trial",)
-    ):
-        raise ColumnError(
-            f"`stratify`={stratify!r} is not a trial coordinate of `ds`; use "
-            "'phase' (from the trials table) or None."
-        )
-    lag_values = [lags] if isinstance(lags, numbers.Integral) else lags
-    if (
-        not isinstance(lag_values, Sequence)
-        or not lag_values
-        or not all(
-            isinstance(lag, numbers.Integral) and not isinstance(lag, bool)
-            for lag in lag_values
-        )
-    ):
-        raise ErrsigError(f"`lags` must be an int or a sequence of ints; got {lags!r}.")
-    window = check_positive_int(window, "window")
-    if window > ds.sizes["time"]:
-        raise ErrsigError(
-            f"`window`={window} bins is longer than the {ds.sizes['time']} time "
-            "bins of `ds`; use a shorter window or bin a longer period."
-        )
-    if null not in NULLS:
-        raise ErrsigError(f"`null` must be one of {NULLS}; got {null!r}.")
-    if null == "session":
-        raise ErrsigError(
-            "`null`='session' permutes behaviour across sessions and needs several "
-            "sessions; run decode per session through errsig.batch, or use "
-            "null='pseudosession' for one session."
-        )
-    check_positive_int(n_perm, "n_perm", minimum=0)
-    if correction not in CORRECTIONS:
-        raise ErrsigError(
-            f"`correction` must be one of {CORRECTIONS}; got {correction!r}."
-        )
-    if not (isinstance(level, numbers.Real) and 0 < level < 1):
-        raise ErrsigError(f"`level` must be in (0, 1); got {level!r}.")
-    return {"lags": [int(lag) for lag in lag_values], "window": window}
-
-
-def _in_trial_order(ds: xr.Dataset) -> xr.Dataset:
-    if "trial_index" in ds.coords:
-        order = np.argsort(ds["trial_index"].values, kind="stable")
-        if np.any(order != np.arange(len(order))):
-            ds = ds.isel(trial=order)
-    return ds
-
-
-def _trial_positions(ds: xr.Dataset) -> np.ndarray:
-    if "trial_index" in ds.coords:
-        return np.asarray(ds["trial_index"].values, dtype=np.int64)
-    return np.arange(ds.sizes["trial"], dtype=np.int64)
-
-
-def _target(ds: xr.Dataset, target: str) -> _Target:
-    if target in ("error", "error_x", "error_y", "error_magnitude"):
-        if "error" not in ds:
-            raise ColumnError(
-                f"`target`={target!r} needs the `error` variable (trial, component) "
-                "in `ds`, which bin_trials makes from the trial columns error_x and "
-                "error_y; map them with read_nwb(..., columns=...)."
-            )
-        error = np.asarray(ds["error"].transpose("trial", ...).values, np.float64)
-        if target == "error":
-            values, components = error, ["x", "y"]
-        elif target == "error_magnitude":
-            values, components = np.linalg.norm(error, axis=1)[:, None], ["magnitude"]
-        else:
-            index = 0 if target == "error_x" else 1
-            values, components = error[:, index : index + 1], [target[-1]]
-        source = "error_magnitude" if target == "error_magnitude" else "error"
-        return _checked_target(
-            _Target(target, values, components, "regression", source)
-        )
-
-    if target not in ds.variables or ds[target].dims != ("trial",):
-        available = sorted(
-            str(name) for name in ds.variables if ds[name].dims == ("trial",)
-        )
-        raise ColumnError(
-            f"`target`={target!r} is not a trial variable of `ds`; available: "
-            f"['error', 'error_x', 'error_y', 'error_magnitude'] and {available}."
-        )
-    raw = np.asarray(ds[target].values)
-    levels = np.unique(raw[~_isnan(raw)]) if raw.dtype.kind in "fc" else np.unique(raw)
-    if raw.dtype == bool or len(levels) == 2:
-        if raw.dtype.kind in "fc" and _isnan(raw).any():
-            _raise_nan(target, int(_isnan(raw).sum()))
-        values = (raw == levels[-1]).astype(np.float64)[:, None]
-        return _Target(
-            target, values, [target], "classification", target, levels[-1].item()
-        )
-    if raw.dtype.kind not in "iuf":
-        raise ErrsigError(
-            f"`target`={target!r} has {len(levels)} distinct non-numeric values; "
-            "decode a numeric or two-valued trial variable."
-        )
-    return _checked_target(
-        _Target(target, raw.astype(np.float64)[:, None], [target], "regression", target)
-    )
-
-
-def _isnan(values: np.ndarray) -> np.ndarray:
-    return (
-        np.isnan(values) if values.dtype.kind in "fc" else np.zeros(len(values), bool)
-    )
-
-
-def _raise_nan(target: str, n_missing: int) -> None:
-    raise ErrsigError(
-        f"`target`={target!r} is NaN on {n_missing} trials; drop them first, e.g. "
-        f"ds.isel(trial=~ds[{target!r}].isnull().any('component')) for the error."
-    )
-
-
-def _checked_target(target: _Target) -> _Target:
-    missing = np.isnan(target.values).any(axis=1)
-    if missing.any():
-        _raise_nan(target.name, int(missing.sum()))
-    return target
-
-
-def _check_classes(values: np.ndarray, target: _Target) -> None:
-    if target.kind != "classification":
-        return
-    n_positive = int(values.sum())
-    if n_positive < 2 or n_positive > len(values) - 2:
-        raise InsufficientDataError(
-            f"`target`={target.name!r} has {n_positive} of {len(values)} trials in "
-            "one class; decoding an outcome needs at least 2 trials of each."
-        )
-
-
-def _model_name(model: object, target: _Target) -> str:
-    if not isinstance(model, str):
-        return "estimator"
-    if model == "auto":
-        return "logistic" if target.kind == "classification" else "ridge"
-    if model == "logistic" and target.kind != "classification":
-        raise ErrsigError(
-            f"`model`='logistic' classifies, but `target`={target.name!r} is "
-            "continuous; use model='ridge'."
-        )
-    if model == "ridge" and target.kind == "classification":
-        raise ErrsigError(
-            f"`model`='ridge' regresses, but `target`={target.name!r} has two "
-            "values; use model='logistic' (or 'auto')."
-        )
-    return model
-
-
-def _penalties(alphas: object, model_name: str) -> np.ndarray:
-    if alphas is None:
-        if model_name == "logistic":
-            return np.array([DEFAULT_LOGISTIC_ALPHA])
-        return DEFAULT_ALPHAS.copy()
-    values = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
-    if values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ErrsigError(
-            f"`alphas` must be positive finite penalties; got {alphas!r}."
-        )
-    if model_name == "logistic" and len(values) != 1:
-        raise ErrsigError(
-            "`alphas`: the logistic decoder takes one penalty (α = 1/C); got "
-            f"{len(values)}."
-        )
-    return values
-
-
-def _seed(rng: object) -> tuple[str, np.random.Generator]:
-    if rng is None:
-        sequence = np.random.SeedSequence()
-        return str(sequence.entropy), np.random.default_rng(sequence)
-    if isinstance(rng, np.random.Generator):
-        return "numpy Generator supplied by the caller", rng
-    generator = check_rng(rng)
-    return str(rng), generator
-
-
-def _groups(ds: xr.Dataset, by: str | None) -> list[tuple[str, np.ndarray]]:
-    n_units = ds.sizes["unit"]
-    if by is None:
-        return [("all", np.ones(n_units, dtype=bool))]
-    labels = np.asarray(ds[by].values).astype(str)
-    return [(label, labels == label) for label in dict.fromkeys(labels.tolist())]
-
-
-def _covariates(
-    ds: xr.Dataset, given: str | Sequence[str] | None, window: int
-) -> np.ndarray | None:
-    """Covariate features ``(n_bins, n_trials, n_covariates)``, or None."""
-    if given is None:
-        return None
-    names = [given] if isinstance(given, str) else list(given)
-    n_bins = ds.sizes["time"] - window + 1
-    blocks = []
-    for name in names:
-        if name not in ds.variables or "trial" not in ds[name].dims:
-            raise ColumnError(
-                f"`given`={name!r} is not a variable of `ds` with a trial dimension; "
-                "bin_trials makes 'kinematics' and 'force' where the session has "
-                "behaviour."
-            )
-        variable = ds[name]
-        if "time" in variable.dims:
-            values = variable.transpose("trial", ..., "time").values
-            values = values.reshape(values.shape[0], -1, values.shape[-1])
-            block = _features(values, window)
-        else:
-            values = variable.transpose("trial", ...).values.reshape(
-                ds.sizes["trial"], -1
-            )
-            block = np.broadcast_to(values, (n_bins, *values.shape))
-        if not np.all(np.isfinite(block)):
-            raise ErrsigError(
-                f"`given`={name!r} has NaN or infinite values; fill or drop those "
-                "trials (or bins) before decoding."
-            )
-        blocks.append(np.asarray(block, dtype=np.float64))
-    return np.concatenate(blocks, axis=-1)
-
-
-def _features(values: np.ndarray, window: int) -> np.ndarray:
-    """``(trial, feature, time)`` → ``(n_bins, trial, feature * window)``."""
-    values = np.asarray(values, dtype=np.float64)
-    windows = np.lib.stride_tricks.sliding_window_view(values, window, axis=2)
-    n_trials, n_features, n_bins, _ = windows.shape
-    ordered = np.transpose(windows, (2, 0, 1, 3))
-    return np.ascontiguousarray(ordered).reshape(n_bins, n_trials, n_features * window)
-
-
-def _lag_pairs(
-    trial_index: np.ndarray, lag: int, target: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the activity on trial t and of the target on trial t + lag."""
-    position = {int(index): row for row, index in enumerate(trial_index)}
-    neural, targets = [], []
-    for row, index in enumerate(trial_index):
-        partner = position.get(int(index) + lag)
-        if partner is not None:
-            neural.append(row)
-            targets.append(partner)
-    if len(neural) < 10:
-        raise InsufficientDataError(
-            f"`lags`: only {len(neural)} trials have a partner {lag} trials away "
-            f"for target {target!r}; use smaller lags."
-        )
-    return np.asarray(neural), np.asarray(targets)
-
-
-def _describe_folds(
-    folds: list[tuple[np.ndarray, np.ndarray]], trial_index: np.ndarray
-) -> str:
-    blocks = [
-        f"{int(trial_index[test].min())}-{int(trial_index[test].max())}"
-        for _, test in folds
-    ]
-    return "test trials (session positions) " + ", ".join(blocks)
-
-
 def _null_values(
     ds: xr.Dataset,
-    target: _Target,
+    target: _inputs.Target,
     null: str,
     n_perm: int,
     generator: np.random.Generator,
@@ -791,11 +455,11 @@ def _null_values(
 
 
 def _target_columns(
-    target: _Target, null_values: np.ndarray | None, target_rows: np.ndarray
+    target: _inputs.Target, null_values: np.ndarray | None, target_rows: np.ndarray
 ) -> np.ndarray:
     """Observed target then each surrogate, as ``(rows, problems * components)``."""
     observed = target.values[target_rows]
-    _check_classes(observed, target)
+    _inputs.check_classes(observed, target)
     if null_values is None:
         return observed
     stacked = np.concatenate([observed[None], null_values[:, target_rows]])
@@ -810,7 +474,7 @@ def _fit_and_score(
     model_name: str,
     model: object,
     penalties: np.ndarray,
-    target: _Target,
+    target: _inputs.Target,
 ) -> dict[str, np.ndarray]:
     """Scores of one population (and of its covariates-only model if given)."""
     full = features
@@ -834,7 +498,7 @@ def _predict_and_score(
     model_name: str,
     model: object,
     penalties: np.ndarray,
-    target: _Target,
+    target: _inputs.Target,
 ) -> dict[str, np.ndarray]:
     n_components = len(target.components)
     chosen = None
@@ -861,7 +525,7 @@ def _estimator_cv_predict(
     columns: np.ndarray,
     folds: list[tuple[np.ndarray, np.ndarray]],
     model: Any,
-    target: _Target,
+    target: _inputs.Target,
 ) -> np.ndarray:
     """Clone, fit and predict one estimator per bin, fold and column (slow path)."""
     from sklearn.base import clone
@@ -887,7 +551,7 @@ def _estimator_cv_predict(
 
 
 def _estimator_output(
-    estimator: Any, test_x: np.ndarray, target: _Target
+    estimator: Any, test_x: np.ndarray, target: _inputs.Target
 ) -> np.ndarray:
     if target.kind == "classification":
         if hasattr(estimator, "decision_function"):
@@ -898,7 +562,7 @@ def _estimator_output(
     return estimator.predict(test_x)
 
 
-def _metric(target: _Target) -> str:
+def _metric(target: _inputs.Target) -> str:
     if target.kind == "classification":
         return "roc_auc"
     if len(target.components) > 1:
@@ -909,7 +573,7 @@ def _metric(target: _Target) -> str:
 def _package(
     results: dict[str, list],
     ds: xr.Dataset,
-    target: _Target,
+    target: _inputs.Target,
     groups: list[tuple[str, np.ndarray]],
     options: dict[str, Any],
     attrs: dict[str, Any],

@@ -1,0 +1,379 @@
+"""Checking and preparing the inputs of :func:`~errsig.decoding.decode`.
+
+Arguments are validated in one place (:func:`check_options`), the target is
+turned into columns with the recipe for its surrogates, and spike counts and
+covariates into per-bin feature arrays.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from errsig._exceptions import ColumnError, ErrsigError, InsufficientDataError
+from errsig._validation import check_positive_int, check_rng
+
+__all__ = [
+    "CORRECTIONS",
+    "DEFAULT_ALPHAS",
+    "DEFAULT_LOGISTIC_ALPHA",
+    "NULLS",
+    "Target",
+    "check_classes",
+    "check_options",
+    "check_penalties",
+    "covariate_features",
+    "decoding_target",
+    "describe_folds",
+    "in_trial_order",
+    "lag_pairs",
+    "resolve_model",
+    "seed_and_generator",
+    "trial_positions",
+    "unit_groups",
+    "windowed_features",
+]
+
+#: Ridge penalties searched by default (on standardised features): 13 values,
+#: half a decade apart, from 0.1 to 100 000.
+DEFAULT_ALPHAS = np.logspace(-1, 5, 13)
+
+#: Penalty of the logistic decoder when none is given (scikit-learn's C = 1).
+DEFAULT_LOGISTIC_ALPHA = 1.0
+
+NULLS = ("pseudosession", "shuffle", "circular_shift", "linear_shift", "session")
+
+CORRECTIONS = ("maxstat", "cluster", "fdr", "none")
+
+
+@dataclass
+class Target:
+    """The trial variable to decode, as columns, and how to make its nulls."""
+
+    name: str
+    values: np.ndarray  # (n_trials, n_components)
+    components: list[str]
+    kind: str  # "regression" or "classification"
+    null_source: str  # the name handed to errsig.stats.null_targets
+    positive: object = True  # the level coded 1 when classifying
+
+    def from_null(self, surrogates: np.ndarray) -> np.ndarray:
+        """Surrogates of ``null_source`` → ``(P, n_trials, n_components)``."""
+        if self.kind == "classification":
+            return (np.asarray(surrogates) == self.positive).astype(np.float64)[
+                ..., None
+            ]
+        surrogates = np.asarray(surrogates, dtype=np.float64)
+        if self.name in ("error_x", "error_y"):
+            index = 0 if self.name == "error_x" else 1
+            return surrogates[..., index : index + 1]
+        if surrogates.ndim == 2:
+            return surrogates[..., None]
+        return surrogates
+
+
+def check_options(
+    ds: object,
+    target: object,
+    by: object,
+    model: object,
+    gap: object,
+    stratify: object,
+    lags: object,
+    window: object,
+    null: object,
+    n_perm: object,
+    level: object,
+    correction: object = "none",
+) -> dict[str, Any]:
+    if not isinstance(ds, xr.Dataset):
+        raise ErrsigError(
+            f"`ds` must be the xarray.Dataset from errsig.bin_trials; got "
+            f"{type(ds).__name__}."
+        )
+    if "counts" not in ds or set(ds["counts"].dims) != {"trial", "unit", "time"}:
+        raise ColumnError(
+            "`ds` has no `counts` variable with dimensions (trial, unit, time); "
+            "make it with errsig.bin_trials(session, ...)."
+        )
+    if not isinstance(target, str):
+        raise ErrsigError(f"`target` must be a variable name; got {target!r}.")
+    if by is not None and by not in ds["counts"].coords:
+        raise ColumnError(
+            f"`by`={by!r} is not a coordinate on the units of `ds`; pass None to "
+            "decode from all units, or add the coordinate with "
+            "ds.assign_coords(...)."
+        )
+    if isinstance(model, str) and model not in ("auto", "ridge", "logistic"):
+        raise ErrsigError(
+            f"`model` must be 'auto', 'ridge', 'logistic' or a scikit-learn "
+            f"estimator; got {model!r}."
+        )
+    if not isinstance(model, str) and not hasattr(model, "fit"):
+        raise ErrsigError(
+            f"`model` must be 'auto', 'ridge', 'logistic' or a scikit-learn "
+            f"estimator with fit(); got {model!r}."
+        )
+    check_positive_int(gap, "gap", minimum=0)
+    if stratify is not None and (
+        stratify not in ds.coords or ds[stratify].dims != ("trial",)
+    ):
+        raise ColumnError(
+            f"`stratify`={stratify!r} is not a trial coordinate of `ds`; use "
+            "'phase' (from the trials table) or None."
+        )
+    lag_values = [lags] if isinstance(lags, numbers.Integral) else lags
+    if (
+        not isinstance(lag_values, Sequence)
+        or not lag_values
+        or not all(
+            isinstance(lag, numbers.Integral) and not isinstance(lag, bool)
+            for lag in lag_values
+        )
+    ):
+        raise ErrsigError(f"`lags` must be an int or a sequence of ints; got {lags!r}.")
+    window = check_positive_int(window, "window")
+    if window > ds.sizes["time"]:
+        raise ErrsigError(
+            f"`window`={window} bins is longer than the {ds.sizes['time']} time "
+            "bins of `ds`; use a shorter window or bin a longer period."
+        )
+    if null not in NULLS:
+        raise ErrsigError(f"`null` must be one of {NULLS}; got {null!r}.")
+    if null == "session":
+        raise ErrsigError(
+            "`null`='session' permutes behaviour across sessions and needs several "
+            "sessions; run decode per session through errsig.batch, or use "
+            "null='pseudosession' for one session."
+        )
+    check_positive_int(n_perm, "n_perm", minimum=0)
+    if correction not in CORRECTIONS:
+        raise ErrsigError(
+            f"`correction` must be one of {CORRECTIONS}; got {correction!r}."
+        )
+    if not (isinstance(level, numbers.Real) and 0 < level < 1):
+        raise ErrsigError(f"`level` must be in (0, 1); got {level!r}.")
+    return {"lags": [int(lag) for lag in lag_values], "window": window}
+
+
+def in_trial_order(ds: xr.Dataset) -> xr.Dataset:
+    if "trial_index" in ds.coords:
+        order = np.argsort(ds["trial_index"].values, kind="stable")
+        if np.any(order != np.arange(len(order))):
+            ds = ds.isel(trial=order)
+    return ds
+
+
+def trial_positions(ds: xr.Dataset) -> np.ndarray:
+    if "trial_index" in ds.coords:
+        return np.asarray(ds["trial_index"].values, dtype=np.int64)
+    return np.arange(ds.sizes["trial"], dtype=np.int64)
+
+
+def decoding_target(ds: xr.Dataset, target: str) -> Target:
+    if target in ("error", "error_x", "error_y", "error_magnitude"):
+        if "error" not in ds:
+            raise ColumnError(
+                f"`target`={target!r} needs the `error` variable (trial, component) "
+                "in `ds`, which bin_trials makes from the trial columns error_x and "
+                "error_y; map them with read_nwb(..., columns=...)."
+            )
+        error = np.asarray(ds["error"].transpose("trial", ...).values, np.float64)
+        if target == "error":
+            values, components = error, ["x", "y"]
+        elif target == "error_magnitude":
+            values, components = np.linalg.norm(error, axis=1)[:, None], ["magnitude"]
+        else:
+            index = 0 if target == "error_x" else 1
+            values, components = error[:, index : index + 1], [target[-1]]
+        source = "error_magnitude" if target == "error_magnitude" else "error"
+        return _checked_target(Target(target, values, components, "regression", source))
+
+    if target not in ds.variables or ds[target].dims != ("trial",):
+        available = sorted(
+            str(name) for name in ds.variables if ds[name].dims == ("trial",)
+        )
+        raise ColumnError(
+            f"`target`={target!r} is not a trial variable of `ds`; available: "
+            f"['error', 'error_x', 'error_y', 'error_magnitude'] and {available}."
+        )
+    raw = np.asarray(ds[target].values)
+    levels = np.unique(raw[~_isnan(raw)]) if raw.dtype.kind in "fc" else np.unique(raw)
+    if raw.dtype == bool or len(levels) == 2:
+        if raw.dtype.kind in "fc" and _isnan(raw).any():
+            _raise_nan(target, int(_isnan(raw).sum()))
+        values = (raw == levels[-1]).astype(np.float64)[:, None]
+        return Target(
+            target, values, [target], "classification", target, levels[-1].item()
+        )
+    if raw.dtype.kind not in "iuf":
+        raise ErrsigError(
+            f"`target`={target!r} has {len(levels)} distinct non-numeric values; "
+            "decode a numeric or two-valued trial variable."
+        )
+    return _checked_target(
+        Target(target, raw.astype(np.float64)[:, None], [target], "regression", target)
+    )
+
+
+def _isnan(values: np.ndarray) -> np.ndarray:
+    return (
+        np.isnan(values) if values.dtype.kind in "fc" else np.zeros(len(values), bool)
+    )
+
+
+def _raise_nan(target: str, n_missing: int) -> None:
+    raise ErrsigError(
+        f"`target`={target!r} is NaN on {n_missing} trials; drop them first, e.g. "
+        f"ds.isel(trial=~ds[{target!r}].isnull().any('component')) for the error."
+    )
+
+
+def _checked_target(target: Target) -> Target:
+    missing = np.isnan(target.values).any(axis=1)
+    if missing.any():
+        _raise_nan(target.name, int(missing.sum()))
+    return target
+
+
+def check_classes(values: np.ndarray, target: Target) -> None:
+    if target.kind != "classification":
+        return
+    n_positive = int(values.sum())
+    if n_positive < 2 or n_positive > len(values) - 2:
+        raise InsufficientDataError(
+            f"`target`={target.name!r} has {n_positive} of {len(values)} trials in "
+            "one class; decoding an outcome needs at least 2 trials of each."
+        )
+
+
+def resolve_model(model: object, target: Target) -> str:
+    if not isinstance(model, str):
+        return "estimator"
+    if model == "auto":
+        return "logistic" if target.kind == "classification" else "ridge"
+    if model == "logistic" and target.kind != "classification":
+        raise ErrsigError(
+            f"`model`='logistic' classifies, but `target`={target.name!r} is "
+            "continuous; use model='ridge'."
+        )
+    if model == "ridge" and target.kind == "classification":
+        raise ErrsigError(
+            f"`model`='ridge' regresses, but `target`={target.name!r} has two "
+            "values; use model='logistic' (or 'auto')."
+        )
+    return model
+
+
+def check_penalties(alphas: object, model_name: str) -> np.ndarray:
+    if alphas is None:
+        if model_name == "logistic":
+            return np.array([DEFAULT_LOGISTIC_ALPHA])
+        return DEFAULT_ALPHAS.copy()
+    values = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ErrsigError(
+            f"`alphas` must be positive finite penalties; got {alphas!r}."
+        )
+    if model_name == "logistic" and len(values) != 1:
+        raise ErrsigError(
+            "`alphas`: the logistic decoder takes one penalty (α = 1/C); got "
+            f"{len(values)}."
+        )
+    return values
+
+
+def seed_and_generator(rng: object) -> tuple[str, np.random.Generator]:
+    if rng is None:
+        sequence = np.random.SeedSequence()
+        return str(sequence.entropy), np.random.default_rng(sequence)
+    if isinstance(rng, np.random.Generator):
+        return "numpy Generator supplied by the caller", rng
+    generator = check_rng(rng)
+    return str(rng), generator
+
+
+def unit_groups(ds: xr.Dataset, by: str | None) -> list[tuple[str, np.ndarray]]:
+    n_units = ds.sizes["unit"]
+    if by is None:
+        return [("all", np.ones(n_units, dtype=bool))]
+    labels = np.asarray(ds[by].values).astype(str)
+    return [(label, labels == label) for label in dict.fromkeys(labels.tolist())]
+
+
+def covariate_features(
+    ds: xr.Dataset, given: str | Sequence[str] | None, window: int
+) -> np.ndarray | None:
+    """Covariate features ``(n_bins, n_trials, n_covariates)``, or None."""
+    if given is None:
+        return None
+    names = [given] if isinstance(given, str) else list(given)
+    n_bins = ds.sizes["time"] - window + 1
+    blocks = []
+    for name in names:
+        if name not in ds.variables or "trial" not in ds[name].dims:
+            raise ColumnError(
+                f"`given`={name!r} is not a variable of `ds` with a trial dimension; "
+                "bin_trials makes 'kinematics' and 'force' where the session has "
+                "behaviour."
+            )
+        variable = ds[name]
+        if "time" in variable.dims:
+            values = variable.transpose("trial", ..., "time").values
+            values = values.reshape(values.shape[0], -1, values.shape[-1])
+            block = windowed_features(values, window)
+        else:
+            values = variable.transpose("trial", ...).values.reshape(
+                ds.sizes["trial"], -1
+            )
+            block = np.broadcast_to(values, (n_bins, *values.shape))
+        if not np.all(np.isfinite(block)):
+            raise ErrsigError(
+                f"`given`={name!r} has NaN or infinite values; fill or drop those "
+                "trials (or bins) before decoding."
+            )
+        blocks.append(np.asarray(block, dtype=np.float64))
+    return np.concatenate(blocks, axis=-1)
+
+
+def windowed_features(values: np.ndarray, window: int) -> np.ndarray:
+    """``(trial, feature, time)`` → ``(n_bins, trial, feature * window)``."""
+    values = np.asarray(values, dtype=np.float64)
+    windows = np.lib.stride_tricks.sliding_window_view(values, window, axis=2)
+    n_trials, n_features, n_bins, _ = windows.shape
+    ordered = np.transpose(windows, (2, 0, 1, 3))
+    return np.ascontiguousarray(ordered).reshape(n_bins, n_trials, n_features * window)
+
+
+def lag_pairs(
+    trial_index: np.ndarray, lag: int, target: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the activity on trial t and of the target on trial t + lag."""
+    position = {int(index): row for row, index in enumerate(trial_index)}
+    neural, targets = [], []
+    for row, index in enumerate(trial_index):
+        partner = position.get(int(index) + lag)
+        if partner is not None:
+            neural.append(row)
+            targets.append(partner)
+    if len(neural) < 10:
+        raise InsufficientDataError(
+            f"`lags`: only {len(neural)} trials have a partner {lag} trials away "
+            f"for target {target!r}; use smaller lags."
+        )
+    return np.asarray(neural), np.asarray(targets)
+
+
+def describe_folds(
+    folds: list[tuple[np.ndarray, np.ndarray]], trial_index: np.ndarray
+) -> str:
+    blocks = [
+        f"{int(trial_index[test].min())}-{int(trial_index[test].max())}"
+        for _, test in folds
+    ]
+    return "test trials (session positions) " + ", ".join(blocks)
