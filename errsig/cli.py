@@ -90,6 +90,44 @@ def _build_parser() -> argparse.ArgumentParser:
         "--no-progress", action="store_true", help="hide the progress bar"
     )
     simulate.set_defaults(run=_run_simulate)
+
+    analyze = commands.add_parser(
+        "analyze", help="run every analysis on an NWB file; one results file"
+    )
+    analyze.add_argument("path", help="an NWB file")
+    analyze.add_argument(
+        "-o", "--output", required=True, help="results file (.nc NetCDF or .zarr)"
+    )
+    analyze.add_argument("--config", help="TOML file of analysis settings")
+    analyze.add_argument(
+        "--columns",
+        help="column mapping: a preset name, or a JSON/TOML file of "
+        "{errsig name: file column}",
+    )
+    analyze.add_argument("--area", help="units column holding each unit's area")
+    analyze.add_argument("--seed", type=int, default=None, help="random seed")
+    analyze.add_argument(
+        "--n-perm", type=int, default=None, help="surrogates of the information tests"
+    )
+    analyze.add_argument(
+        "--null", default=None, help="null distribution (default pseudosession)"
+    )
+    analyze.add_argument(
+        "--steps",
+        default=None,
+        help="comma-separated subset of information,decoding,tuning,classification",
+    )
+    analyze.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bars"
+    )
+    analyze.set_defaults(run=_run_analyze)
+
+    report = commands.add_parser(
+        "report", help="figures and a self-contained HTML report of a results file"
+    )
+    report.add_argument("results", help="results file written by errsig analyze")
+    report.add_argument("-o", "--output", required=True, help="report directory")
+    report.set_defaults(run=_run_report)
     return parser
 
 
@@ -114,6 +152,35 @@ def _run_simulate(args: argparse.Namespace) -> int:
     )
     write_nwb(session, args.output)
     logger.info("wrote %s to %s", session, args.output)
+    return 0
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    from errsig.analyze import (
+        AnalysisConfig,
+        analyze_session,
+        load_config,
+        write_results,
+    )
+    from errsig.io import load_column_mapping, read_nwb
+
+    config = load_config(args.config) if args.config else AnalysisConfig()
+    config = config.replace(
+        seed=args.seed, n_perm=args.n_perm, null=args.null, steps=args.steps
+    )
+    columns = load_column_mapping(args.columns) if args.columns else None
+    session = read_nwb(args.path, columns=columns, area=args.area)
+    logger.info("read %s: %s", args.path, session)
+    tree = analyze_session(session, config, progress=not args.no_progress)
+    write_results(tree, args.output)
+    return 0
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from errsig.report import write_report
+
+    index = write_report(args.results, args.output)
+    print(f"report: {index}")
     return 0
 
 

@@ -8,6 +8,8 @@ deficiencies; axes carry labels with units; figures save as vector PDF or PNG.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
@@ -16,8 +18,14 @@ from matplotlib.figure import Figure
 __all__ = [
     "PALETTE",
     "plot_behavior",
+    "plot_class_proportions",
+    "plot_decoding",
+    "plot_information",
     "plot_psth",
     "plot_raster",
+    "plot_reward_coupling",
+    "plot_rules",
+    "plot_tuning",
 ]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
@@ -299,4 +307,372 @@ def plot_raster(
     ax.set_ylabel("trial (grouped)")
     ax.set_title(f"unit {unit}", fontsize="medium")
     ax.legend(fontsize="small", frameon=False, loc="upper right")
+    return figure
+
+
+def _by_area_over_time(
+    ax: Axes,
+    values: xr.DataArray,
+    significant: xr.DataArray | None,
+) -> None:
+    """Draw one line per area over time, with dots where significant."""
+    for position, area in enumerate(values["area"].to_numpy()):
+        line = values.sel(area=area)
+        colour = _colour(position)
+        ax.plot(values["time"], line, color=colour, label=str(area))
+        if significant is not None:
+            marks = significant.sel(area=area).to_numpy().astype(bool)
+            ax.plot(
+                values["time"].to_numpy()[marks],
+                line.to_numpy()[marks],
+                "o",
+                color=colour,
+                markersize=4,
+            )
+    ax.axvline(0, color=PALETTE["black"], linewidth=0.5, linestyle=":")
+
+
+def plot_information(result: xr.Dataset, *, ax: Axes | None = None) -> Figure:
+    """Draw information over time per area, with significance and onset latency.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        From :func:`errsig.mutual_information`. With an ``area`` dimension
+        (``by="area"``) the population MI of each area is drawn; per-unit
+        results are drawn as the fraction of each area's units with
+        significant information in each bin.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xarray as xr
+    >>> from errsig.plot import plot_information
+    >>> result = xr.Dataset(
+    ...     {"mi": (("area", "time"), [[0.0, 0.2, 0.1]]),
+    ...      "significant": (("area", "time"), [[False, True, False]])},
+    ...     coords={"area": ["PMd"], "time": [0.0, 0.1, 0.2]},
+    ...     attrs={"target": "error"},
+    ... )
+    >>> plot_information(result).axes[0].get_ylabel()
+    'information (bits)'
+    """
+    figure, ax = _axes(ax)
+    target = str(result.attrs.get("target", "target")).replace("_", " ")
+    if "area" in result["mi"].dims:
+        _by_area_over_time(ax, result["mi"], result.get("significant"))
+        ax.set_ylabel("information (bits)")
+        if "onset_latency" in result and result["onset_latency"].dims == ("area",):
+            for position, latency in enumerate(result["onset_latency"].to_numpy()):
+                if np.isfinite(latency):
+                    ax.axvline(
+                        latency, color=_colour(position), linestyle="--", linewidth=0.8
+                    )
+    else:
+        area_of_unit = result["area"] if "area" in result.coords else None
+        significant = result["significant"].astype(float)
+        if area_of_unit is None:
+            fraction = significant.mean("unit").expand_dims(area=["all"])
+        else:
+            fraction = significant.groupby(area_of_unit).mean("unit")
+        _by_area_over_time(ax, fraction.transpose("area", "time"), None)
+        ax.set_ylabel("fraction of units with information")
+    ax.set_xlabel(f"time from {result.attrs.get('align', 'feedback')} (s)")
+    ax.set_title(f"information about {target}", fontsize="medium")
+    ax.legend(fontsize="small", frameon=False)
+    return figure
+
+
+def plot_decoding(result: xr.Dataset, *, ax: Axes | None = None) -> Figure:
+    """Draw cross-validated decoding performance over time per area.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        From :func:`errsig.decode`, with ``score`` (area, time) and
+        ``significant``.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> from errsig.plot import plot_decoding
+    >>> result = xr.Dataset(
+    ...     {"score": (("area", "time"), [[0.0, 0.3]]),
+    ...      "significant": (("area", "time"), [[False, True]])},
+    ...     coords={"area": ["M1"], "time": [0.0, 0.1]},
+    ...     attrs={"metric": "r2", "target": "error"},
+    ... )
+    >>> plot_decoding(result).axes[0].get_ylabel()
+    'r2 (held out)'
+    """
+    figure, ax = _axes(ax)
+    score, significant = result["score"], result.get("significant")
+    extra = [dim for dim in score.dims if dim not in ("area", "time")]
+    if extra:
+        score = score.isel({dim: 0 for dim in extra})
+        significant = (
+            None if significant is None else significant.isel({d: 0 for d in extra})
+        )
+    _by_area_over_time(
+        ax,
+        score.transpose("area", "time"),
+        None if significant is None else significant.transpose("area", "time"),
+    )
+    metric = str(result.attrs.get("metric", "score")).split(" ")[0]
+    chance = 0.5 if metric in ("auc", "balanced_accuracy", "accuracy") else 0.0
+    ax.axhline(chance, color=PALETTE["black"], linewidth=0.5)
+    ax.set_xlabel(f"time from {result.attrs.get('align', 'feedback')} (s)")
+    ax.set_ylabel(f"{metric} (held out)")
+    target = str(result.attrs.get("target", "target")).replace("_", " ")
+    ax.set_title(f"decoding {target}", fontsize="medium")
+    ax.legend(fontsize="small", frameon=False)
+    return figure
+
+
+def plot_tuning(
+    drift: xr.Dataset,
+    units: Sequence | None = None,
+    *,
+    ax: Axes | None = None,
+) -> Figure:
+    """Draw preferred-direction trajectories with their intervals.
+
+    Parameters
+    ----------
+    drift : xarray.Dataset
+        From :func:`errsig.tuning_drift`: ``preferred_direction`` (unit,
+        window) with ``_low``/``_high`` bounds and ``window_centre``.
+    units : sequence, optional
+        Unit ids to draw; the first four by default.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xarray as xr
+    >>> from errsig.plot import plot_tuning
+    >>> pd_ = np.array([[0.1, 0.2, 0.4]])
+    >>> drift = xr.Dataset(
+    ...     {"preferred_direction": (("unit", "window"), pd_),
+    ...      "preferred_direction_low": (("unit", "window"), pd_ - 0.1),
+    ...      "preferred_direction_high": (("unit", "window"), pd_ + 0.1)},
+    ...     coords={"unit": [7], "window_centre": ("window", [20.0, 25.0, 30.0])},
+    ... )
+    >>> plot_tuning(drift).axes[0].get_ylabel()
+    'preferred direction (deg)'
+    """
+    figure, ax = _axes(ax)
+    units = list(drift["unit"].to_numpy()[:4]) if units is None else list(units)
+    centre = (
+        drift["window_centre"].to_numpy()
+        if "window_centre" in drift.coords
+        else drift["window"].to_numpy()
+    )
+    for position, unit in enumerate(units):
+        colour = _colour(position)
+        angle = np.degrees(
+            np.unwrap(drift["preferred_direction"].sel(unit=unit).to_numpy())
+        )
+        offset = angle - np.degrees(
+            drift["preferred_direction"].sel(unit=unit).to_numpy()
+        )
+        ax.plot(centre, angle, color=colour, label=f"unit {unit}")
+        if "preferred_direction_low" in drift:
+            low = (
+                np.degrees(drift["preferred_direction_low"].sel(unit=unit).to_numpy())
+                + offset
+            )
+            high = (
+                np.degrees(drift["preferred_direction_high"].sel(unit=unit).to_numpy())
+                + offset
+            )
+            ax.fill_between(centre, low, high, color=colour, alpha=0.2, linewidth=0)
+    ax.set_xlabel("trial (window centre)")
+    ax.set_ylabel("preferred direction (deg)")
+    ax.legend(fontsize="small", frameon=False)
+    return figure
+
+
+def plot_reward_coupling(coupling: xr.Dataset, *, ax: Axes | None = None) -> Figure:
+    """Draw how tuning change follows reward, as a profile over trial lags.
+
+    Parameters
+    ----------
+    coupling : xarray.Dataset
+        From :func:`errsig.reward_coupling`: ``reward_lag_coef`` (unit, lag),
+        ``area_of_unit`` and optionally ``area_p_reward_lag`` (area, lag).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> from errsig.plot import plot_reward_coupling
+    >>> coupling = xr.Dataset(
+    ...     {"reward_lag_coef": (("unit", "lag"), [[0.0, 0.5, 0.1]])},
+    ...     coords={"lag": [-1, 0, 1], "area_of_unit": ("unit", ["M1"])},
+    ... )
+    >>> plot_reward_coupling(coupling).axes[0].get_xlabel()
+    'lag (trials after reward)'
+    """
+    figure, ax = _axes(ax)
+    coefficient = coupling["reward_lag_coef"]
+    areas = (
+        coupling["area_of_unit"].to_numpy()
+        if "area_of_unit" in coupling.coords
+        else np.full(coupling.sizes["unit"], "all")
+    )
+    lags = coupling["lag"].to_numpy()
+    for position, area in enumerate(dict.fromkeys(areas.tolist())):
+        mean = coefficient.to_numpy()[areas == area].mean(axis=0)
+        colour = _colour(position)
+        ax.plot(lags, mean, "-o", color=colour, markersize=3, label=str(area))
+        if "area_p_reward_lag" in coupling and area in coupling["area"].to_numpy():
+            alpha = float(coupling.attrs.get("alpha", 0.05))
+            marks = coupling["area_p_reward_lag"].sel(area=area).to_numpy() < alpha
+            ax.plot(lags[marks], mean[marks], "*", color=colour, markersize=10)
+    ax.axhline(0, color=PALETTE["black"], linewidth=0.5)
+    ax.axvline(0, color=PALETTE["black"], linewidth=0.5, linestyle=":")
+    ax.set_xlabel("lag (trials after reward)")
+    ax.set_ylabel("tuning change per reward surprise")
+    ax.legend(fontsize="small", frameon=False)
+    return figure
+
+
+def _stacked_bars(
+    ax: Axes, counts: np.ndarray, areas: Sequence, names: Sequence[str]
+) -> None:
+    bottom = np.zeros(len(areas))
+    for position, name in enumerate(names):
+        ax.bar(
+            np.arange(len(areas)),
+            counts[:, position],
+            bottom=bottom,
+            color=_colour(position),
+            label=name.replace("_", " "),
+        )
+        bottom += counts[:, position]
+    ax.set_xticks(np.arange(len(areas)), [str(a) for a in areas])
+    ax.set_xlabel("area")
+
+
+def plot_rules(coupling: xr.Dataset, *, ax: Axes | None = None) -> Figure:
+    """Draw how many units of each area follow each learning rule.
+
+    Parameters
+    ----------
+    coupling : xarray.Dataset
+        From :func:`errsig.reward_coupling`, with ``rule`` (unit) and
+        ``area_of_unit``.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> from errsig.plot import plot_rules
+    >>> coupling = xr.Dataset(
+    ...     {"rule": ("unit", ["stable", "gradient", "stable"])},
+    ...     coords={"area_of_unit": ("unit", ["M1", "M1", "PMd"])},
+    ... )
+    >>> plot_rules(coupling).axes[0].get_ylabel()
+    'units'
+    """
+    figure, ax = _axes(ax, (5.0, 3.5))
+    rules = ["gradient", "reward_gated", "random_walk", "stable"]
+    areas = list(dict.fromkeys(coupling["area_of_unit"].to_numpy().tolist()))
+    unit_rules = coupling["rule"].to_numpy().astype(str)
+    unit_areas = coupling["area_of_unit"].to_numpy()
+    counts = np.array(
+        [[np.sum((unit_areas == a) & (unit_rules == r)) for r in rules] for a in areas]
+    )
+    _stacked_bars(ax, counts, areas, rules)
+    ax.set_ylabel("units")
+    ax.set_title("learning rule of each unit's tuning change", fontsize="medium")
+    ax.legend(fontsize="small", frameon=False)
+    return figure
+
+
+def plot_class_proportions(
+    classification: xr.Dataset, *, ax: Axes | None = None
+) -> Figure:
+    """Draw the share of each area's units in each class, with 95% intervals.
+
+    Parameters
+    ----------
+    classification : xarray.Dataset
+        From :func:`errsig.classify_units`, with ``area_fraction`` (area,
+        label_name) and its ``_low``/``_high`` bounds.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> from errsig.plot import plot_class_proportions
+    >>> shares = xr.Dataset(
+    ...     {"area_fraction": (("area", "label_name"), [[0.25, 0.75]]),
+    ...      "area_fraction_low": (("area", "label_name"), [[0.1, 0.5]]),
+    ...      "area_fraction_high": (("area", "label_name"), [[0.5, 0.9]])},
+    ...     coords={"area": ["PMd"], "label_name": ["vector_error", "none"]},
+    ... )
+    >>> plot_class_proportions(shares).axes[0].get_ylabel()
+    'fraction of units'
+    """
+    figure, ax = _axes(ax, (6.0, 3.5))
+    fraction = classification["area_fraction"].transpose("area", "label_name")
+    names = [str(n) for n in fraction["label_name"].to_numpy()]
+    areas = fraction["area"].to_numpy()
+    n_labels = len(names)
+    width = 0.8 / n_labels
+    for position, name in enumerate(names):
+        x = np.arange(len(areas)) - 0.4 + width * (position + 0.5)
+        share = fraction.sel(label_name=name).to_numpy()
+        low = classification["area_fraction_low"].sel(label_name=name).to_numpy()
+        high = classification["area_fraction_high"].sel(label_name=name).to_numpy()
+        ax.bar(
+            x, share, width=width, color=_colour(position), label=name.replace("_", " ")
+        )
+        ax.errorbar(
+            x,
+            share,
+            yerr=np.clip([share - low, high - share], 0, None),
+            fmt="none",
+            ecolor=PALETTE["black"],
+            linewidth=0.7,
+        )
+    ax.set_xticks(np.arange(len(areas)), [str(a) for a in areas])
+    ax.set_xlabel("area")
+    ax.set_ylabel("fraction of units")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="x-small", frameon=False, ncols=2)
     return figure

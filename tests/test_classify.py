@@ -1,0 +1,72 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim
+from errsig import ColumnError, ErrsigError, bin_trials
+from errsig.classify import LABELS, classify_units
+
+
+@pytest.fixture(scope="module")
+def mixed_labels():
+    session = sim.simulate("mixed", rng=1)
+    ds = bin_trials(session, window=(-0.2, 0.8), bin_size=0.05)
+    movement = bin_trials(
+        session, align="move_onset_time", window=(0, 0.4), bin_size=0.4
+    )
+    result = classify_units(ds, movement=movement, n_perm=500, rng=0)
+    truth = session.meta["truth"]["units"]
+    return truth.assign(label=result["label"].values), result
+
+
+def test_labels_agree_with_planted_roles(mixed_labels):
+    table, _ = mixed_labels
+    cortical_error = table[
+        (table.role == "vector_error") & table.area.isin(["M1", "PMd"])
+    ]
+    found = cortical_error.label.isin(["vector_error", "mixed"]).mean()
+    outcome = (table[table.role == "outcome"].label == "outcome").mean()
+    assert found >= 0.9, pd.crosstab(table.role, table.label)
+    assert outcome >= 0.9, pd.crosstab(table.role, table.label)
+
+
+def test_units_without_error_or_outcome_are_rarely_labelled(mixed_labels):
+    table, _ = mixed_labels
+    plain = table[table.role.isin(["null", "kinematic", "force"])]
+    falsely = plain.label.isin(["vector_error", "error_magnitude", "outcome", "mixed"])
+    assert falsely.mean() <= 0.05, pd.crosstab(table.role, table.label)
+    kinematic = table[table.role == "kinematic"]
+    assert (kinematic.label == "kinematic").mean() >= 0.8
+
+
+def test_area_fractions_add_up(mixed_labels):
+    table, result = mixed_labels
+    assert set(result["label"].values) <= set(LABELS)
+    np.testing.assert_allclose(result["area_fraction"].sum("label_name"), 1.0)
+    counts = result["area_count"].sum("label_name").to_series()
+    assert counts.to_dict() == table.area.value_counts().to_dict()
+    assert (result["area_fraction_low"] <= result["area_fraction"]).all()
+    assert (result["area_fraction_high"] >= result["area_fraction"]).all()
+
+
+def test_confounded_reward_makes_outcome_units_ambiguous():
+    # Reward given exactly when the error is inside the acceptance radius:
+    # outcome and error magnitude cannot be told apart.
+    session = sim.simulate(
+        "S3", rng=4, n_units=12, n_trials=400, reward_rule="threshold"
+    )
+    ds = bin_trials(session, window=(-0.2, 0.8), bin_size=0.1)
+    result = classify_units(ds, n_perm=200, rng=1, confound_threshold=0.5)
+    assert abs(result.attrs["reward_magnitude_correlation"]) > 0.5
+    labels = set(result["label"].values)
+    assert "outcome" not in labels and "error_magnitude" not in labels
+    assert "ambiguous" in labels
+
+
+def test_bad_arguments_are_named(mixed_labels):
+    session = sim.simulate("S0", rng=0, n_units=4, n_trials=60)
+    ds = bin_trials(session, window=(-0.2, 0.8), bin_size=0.1)
+    with pytest.raises(ErrsigError, match="selects no time bin"):
+        classify_units(ds, window=(2.0, 3.0))
+    with pytest.raises(ColumnError, match="reward"):
+        classify_units(ds.drop_vars("reward"))
