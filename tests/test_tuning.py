@@ -242,6 +242,23 @@ def test_block_comparison_finds_a_planted_shift_and_not_a_null_one():
     ]
 
 
+@pytest.mark.parametrize("rotation", [0.3, -2.0, np.pi / 2])
+def test_rotating_every_target_rotates_every_preferred_direction(rotation):
+    rng = np.random.default_rng(12)
+    ds, _ = make_drift_dataset(rng, n_trials=120, rules=["stable"] * 3)
+    turned = ds.assign_coords(target_angle=ds["target_angle"] + rotation)
+
+    drift = tuning_drift(ds, window=40, step=40, n_boot=0)
+    turned_drift = tuning_drift(turned, window=40, step=40, n_boot=0)
+
+    np.testing.assert_allclose(
+        wrap_angle(turned_drift["preferred_direction"] - drift["preferred_direction"]),
+        wrap_angle(np.full(drift["preferred_direction"].shape, rotation)),
+        atol=1e-8,
+    )
+    np.testing.assert_allclose(turned_drift["depth"], drift["depth"], rtol=1e-8)
+
+
 def test_bootstrap_window_intervals_cover_the_estimate():
     rng = np.random.default_rng(2)
     ds, _ = make_drift_dataset(rng, n_trials=120, rules=["stable"] * 3)
