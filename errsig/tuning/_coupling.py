@@ -359,7 +359,7 @@ class _Neural:
 
 def _neural_series(drift: xr.Dataset, ds: xr.Dataset) -> _Neural:
     counts, used_epoch = epoch_counts(ds, _epoch(drift))
-    design, _ = cosine_design(ds, list(drift.attrs.get("covariates", [])), used_epoch)
+    design, _ = cosine_design(ds, _covariates(drift), used_epoch)
     n_trials = design.shape[0]
     coef = drift["coef"].transpose("unit", ...).values
     preferred = drift["preferred_direction"].transpose("unit", ...).values
@@ -701,7 +701,7 @@ def _rules(
 def _drift_test(drift: xr.Dataset, ds: xr.Dataset) -> dict[str, np.ndarray]:
     """Wald χ² of the (cos, sin) coefficients across non-overlapping windows."""
     counts, used_epoch = epoch_counts(ds, _epoch(drift))
-    design, _ = cosine_design(ds, list(drift.attrs.get("covariates", [])), used_epoch)
+    design, _ = cosine_design(ds, _covariates(drift), used_epoch)
     window = int(drift.attrs["window"])
     n_windows = design.shape[0] // window
     trials = np.arange(n_windows * window).reshape(n_windows, window)
@@ -871,6 +871,14 @@ def _variance_ratio(neural: _Neural, reward: np.ndarray) -> np.ndarray:
         return np.nanmean(squared[:, ~rewarded], axis=1) / np.nanmean(
             squared[:, rewarded], axis=1
         )
+
+
+def _covariates(drift: xr.Dataset) -> list[str]:
+    """Covariate names of the drift fit (a lone name survives a NetCDF trip)."""
+    names = drift.attrs.get("covariates", [])
+    if isinstance(names, str):
+        return [names] if names else []
+    return [str(name) for name in np.atleast_1d(names)]
 
 
 def _epoch(drift: xr.Dataset) -> tuple[float, float] | None:
