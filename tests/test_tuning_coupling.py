@@ -377,3 +377,17 @@ def test_coupling_accepts_a_drift_read_back_from_netcdf(tmp_path):
     direct = reward_coupling(drift, ds, n_perm=10, rng=0)
 
     xr.testing.assert_allclose(result, direct)
+
+
+def test_behaviour_may_come_from_a_dataset_binned_around_another_event():
+    session = sim.simulate("S7", rng=0, n_trials=160, n_units=6)
+    movement = _bin(session)
+    feedback = errsig.bin_trials(session)  # aligned to feedback, other bins
+    drift = tuning_drift(movement, n_boot=0)
+
+    from_feedback = reward_coupling(drift, feedback, n_perm=20, rng=0)
+    from_movement = reward_coupling(drift, movement, n_perm=20, rng=0)
+
+    xr.testing.assert_allclose(from_feedback, from_movement)
+    with pytest.raises(ErrsigError, match="hold different trials"):
+        reward_coupling(drift, feedback.assign_coords(trial=feedback["trial"] + 1))

@@ -18,8 +18,6 @@ from errsig._validation import check_positive_int, check_rng
 from errsig.stats import NullDraw, correct, null_targets, permutation_pvalues
 from errsig.tuning._design import (
     check_dataset,
-    cosine_design,
-    epoch_counts,
     wrap_angle,
 )
 from errsig.tuning._irls import fit_poisson_glm
@@ -358,8 +356,7 @@ class _Neural:
 
 
 def _neural_series(drift: xr.Dataset, ds: xr.Dataset) -> _Neural:
-    counts, used_epoch = epoch_counts(ds, _epoch(drift))
-    design, _ = cosine_design(ds, _covariates(drift), used_epoch)
+    counts, design = _fitted(drift)
     n_trials = design.shape[0]
     coef = drift["coef"].transpose("unit", ...).values
     preferred = drift["preferred_direction"].transpose("unit", ...).values
@@ -385,7 +382,7 @@ def _neural_series(drift: xr.Dataset, ds: xr.Dataset) -> _Neural:
 
     rate = np.exp(np.einsum("utp,tp->ut", trial_coef, design))
     pearson = (counts - rate) / np.sqrt(rate)
-    angle = np.asarray(ds["target_angle"].values, dtype=np.float64)
+    angle = np.arctan2(design[:, 2], design[:, 1])
     exploration = pearson * np.sin(angle[None] - trial_preferred)
 
     if "predicted_coef" in drift:
@@ -700,8 +697,7 @@ def _rules(
 
 def _drift_test(drift: xr.Dataset, ds: xr.Dataset) -> dict[str, np.ndarray]:
     """Wald χ² of the (cos, sin) coefficients across non-overlapping windows."""
-    counts, used_epoch = epoch_counts(ds, _epoch(drift))
-    design, _ = cosine_design(ds, _covariates(drift), used_epoch)
+    counts, design = _fitted(drift)
     window = int(drift.attrs["window"])
     n_windows = design.shape[0] // window
     trials = np.arange(n_windows * window).reshape(n_windows, window)
@@ -873,18 +869,11 @@ def _variance_ratio(neural: _Neural, reward: np.ndarray) -> np.ndarray:
         )
 
 
-def _covariates(drift: xr.Dataset) -> list[str]:
-    """Covariate names of the drift fit (a lone name survives a NetCDF trip)."""
-    names = drift.attrs.get("covariates", [])
-    if isinstance(names, str):
-        return [names] if names else []
-    return [str(name) for name in np.atleast_1d(names)]
-
-
-def _epoch(drift: xr.Dataset) -> tuple[float, float] | None:
-    if int(drift.attrs.get("epoch_all_bins", 0)):
-        return None
-    return float(drift.attrs["epoch_start"]), float(drift.attrs["epoch_stop"])
+def _fitted(drift: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Return the summed counts (unit, trial) and design (trial, term) fitted."""
+    counts = drift["epoch_counts"].transpose("unit", "trial").values
+    design = drift["design"].transpose("trial", "term").values
+    return counts.astype(np.float64), design.astype(np.float64)
 
 
 def _error(ds: xr.Dataset) -> np.ndarray:
@@ -920,16 +909,21 @@ def _check_drift(drift: object, ds: xr.Dataset) -> None:
             f"`drift` has {drift.sizes['unit']} units but `ds` has "
             f"{ds.sizes['unit']}; compute the drift from this dataset."
         )
-    expected = ds.sizes["trial"]
-    if drift.attrs["method"] == "filter":
-        seen = drift.sizes["trial"]
-    else:
-        seen = int(drift["window_stop"].max()) if drift.sizes["window"] else 0
-        expected = expected - (expected - int(drift.attrs["window"])) % int(
-            drift.attrs["step"]
-        )
-    if seen != expected:
+    if "epoch_counts" not in drift or "design" not in drift:
         raise ErrsigError(
-            f"`drift` covers {seen} trials but `ds` has {ds.sizes['trial']}; "
-            "compute the drift from this dataset."
+            "`drift` lacks `epoch_counts` and `design`; recompute it with this "
+            "version of errsig.tuning_drift."
+        )
+    if drift.sizes["trial"] != ds.sizes["trial"]:
+        raise ErrsigError(
+            f"`drift` covers {drift.sizes['trial']} trials but `ds` has "
+            f"{ds.sizes['trial']}; pass the dataset of the same session and trials "
+            "(it may be binned around another event)."
+        )
+    if "trial" in ds.coords and not np.array_equal(
+        drift["trial"].values, ds["trial"].values
+    ):
+        raise ErrsigError(
+            "`drift` and `ds` hold different trials (their `trial` labels differ); "
+            "bin both from the same session and drop the same trials."
         )
