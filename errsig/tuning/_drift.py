@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -99,6 +100,9 @@ def tuning_drift(
           baseline, with ``_low``/``_high``), ``block_p_change`` (two-sided
           bootstrap test of zero change) and ``block_converged``.
 
+        Both methods keep what was fitted: ``epoch_counts`` (unit, trial), the
+        summed counts, and ``design`` (trial, term), the design matrix.
+
         With ``method="filter"`` the window dimension is replaced by ``trial``,
         ``process_noise`` (unit) gives the fitted per-trial variance of the
         tuning coefficients (``baseline_process_noise`` for the baseline term),
@@ -194,13 +198,13 @@ def tuning_drift(
     )
     if "area" in ds.coords:
         result = result.assign_coords(area=("unit", ds["area"].values))
-    if method == "filter":
-        trial_labels = (
-            ds["trial"].values if "trial" in ds.coords else np.arange(n_trials)
-        )
-        result = result.assign_coords(
-            trial=trial_labels, trial_position=("trial", np.arange(n_trials))
-        )
+    # What was fitted, so that reward_coupling needs only the behaviour of ds.
+    result["epoch_counts"] = (("unit", "trial"), counts)
+    result["design"] = (("trial", "term"), design)
+    trial_labels = ds["trial"].values if "trial" in ds.coords else np.arange(n_trials)
+    result = result.assign_coords(
+        trial=trial_labels, trial_position=("trial", np.arange(n_trials))
+    )
     if "phase" in ds.coords or "phase" in ds:
         blocks = _block_fits(
             counts, design, np.asarray(ds["phase"].values), n_boot, block_rng
@@ -328,8 +332,8 @@ def _bootstrap_windows(
     return {
         "preferred_direction_low": low,
         "preferred_direction_high": high,
-        "depth_low": np.nanpercentile(depth, 2.5, axis=1),
-        "depth_high": np.nanpercentile(depth, 97.5, axis=1),
+        "depth_low": _nan_percentile(depth, 2.5, axis=1),
+        "depth_high": _nan_percentile(depth, 97.5, axis=1),
     }
 
 
@@ -351,10 +355,24 @@ def _circular_percentiles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """2.5 and 97.5 percentiles of angles unwrapped around ``centre``."""
     unwrapped = centre + wrap_angle(angles - centre)
-    with np.errstate(invalid="ignore"):
-        low = np.nanpercentile(unwrapped, 2.5, axis=axis)
-        high = np.nanpercentile(unwrapped, 97.5, axis=axis)
-    return low, high
+    return (
+        _nan_percentile(unwrapped, 2.5, axis=axis),
+        _nan_percentile(unwrapped, 97.5, axis=axis),
+    )
+
+
+def _nan_percentile(values: np.ndarray, q: float, axis: int) -> np.ndarray:
+    """Percentile ignoring NaN; NaN, silently, where every resample failed.
+
+    A unit whose bootstrap fits all failed to converge (a silent unit in a
+    window, say) has no interval; its NaN bounds say so, and numpy's
+    "All-NaN slice" warning would only repeat it.
+    """
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.filterwarnings(
+            "ignore", message="All-NaN slice encountered", category=RuntimeWarning
+        )
+        return np.nanpercentile(values, q, axis=axis)
 
 
 def block_labels(phase: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
@@ -431,15 +449,14 @@ def _block_fits(
         low, high = _circular_percentiles(boot_direction, direction[:, None], axis=1)
         data["block_preferred_direction_low"] = (("block", "unit"), low)
         data["block_preferred_direction_high"] = (("block", "unit"), high)
-        with np.errstate(invalid="ignore"):
-            data["block_depth_low"] = (
-                ("block", "unit"),
-                np.nanpercentile(boot_depth, 2.5, axis=1),
-            )
-            data["block_depth_high"] = (
-                ("block", "unit"),
-                np.nanpercentile(boot_depth, 97.5, axis=1),
-            )
+        data["block_depth_low"] = (
+            ("block", "unit"),
+            _nan_percentile(boot_depth, 2.5, axis=1),
+        )
+        data["block_depth_high"] = (
+            ("block", "unit"),
+            _nan_percentile(boot_depth, 97.5, axis=1),
+        )
     if n_boot and names and names[0] == "baseline":
         data.update(_block_changes(direction, boot_direction))
     result = xr.Dataset(
