@@ -161,7 +161,7 @@ def load_config(path: str | os.PathLike) -> AnalysisConfig:
     >>> import tempfile, pathlib
     >>> from errsig.analyze import load_config
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "settings.toml").write_text("[analyze]\\nn_perm = 200\\n")
+    >>> _ = (folder / "settings.toml").write_text("[analyze]\nn_perm = 200\n")
     >>> load_config(folder / "settings.toml").n_perm
     200
     """
