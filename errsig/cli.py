@@ -29,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 when the input was bad (the message says why).
+        0 on success, 2 when the input was bad (the message says why), 1 when
+        ``errsig analyze`` of several files wrote the results of some sessions
+        but others failed.
 
     Examples
     --------
@@ -92,9 +94,19 @@ def _build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(run=_run_simulate)
 
     analyze = commands.add_parser(
-        "analyze", help="run every analysis on an NWB file; one results file"
+        "analyze",
+        help="run every analysis on NWB files; one results file (several files "
+        "run as one task each on dask.distributed)",
     )
-    analyze.add_argument("path", help="an NWB file")
+    analyze.add_argument(
+        "paths", nargs="+", metavar="path", help="NWB files, one session each"
+    )
+    analyze.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a running dask scheduler (e.g. tcp://host:8786); several "
+        "files without it run on a local cluster sized to this machine",
+    )
     analyze.add_argument(
         "-o", "--output", required=True, help="results file (.nc NetCDF or .zarr)"
     )
@@ -169,11 +181,56 @@ def _run_analyze(args: argparse.Namespace) -> int:
         seed=args.seed, n_perm=args.n_perm, null=args.null, steps=args.steps
     )
     columns = load_column_mapping(args.columns) if args.columns else None
-    session = read_nwb(args.path, columns=columns, area=args.area)
-    logger.info("read %s: %s", args.path, session)
-    tree = analyze_session(session, config, progress=not args.no_progress)
+    if len(args.paths) == 1 and args.scheduler is None:
+        session = read_nwb(args.paths[0], columns=columns, area=args.area)
+        logger.info("read %s: %s", args.paths[0], session)
+        tree = analyze_session(session, config, progress=not args.no_progress)
+    else:
+        tree = _analyze_many(args, config, columns)
     write_results(tree, args.output)
+    failed = _failed_files(tree)
+    if failed:
+        print(
+            f"errsig analyze: {len(failed)} session(s) failed and are not in "
+            f"{args.output}: {', '.join(failed)} (the log above says why)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _analyze_many(args: argparse.Namespace, config: object, columns: object):
+    from errsig.batch import analyze_many
+
+    options = dict(
+        config=config,
+        columns=columns,
+        area=args.area,
+        progress=not args.no_progress,
+    )
+    if args.scheduler is None:
+        return analyze_many(args.paths, **options)
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ErrsigError(
+            "--scheduler needs dask.distributed; install errsig[dask]."
+        ) from None
+    try:
+        client = Client(args.scheduler, timeout="20s")
+    except (OSError, ValueError) as error:
+        raise ErrsigError(
+            f"--scheduler {args.scheduler}: no dask scheduler answered ({error}); "
+            "check the address the scheduler printed when it started."
+        ) from None
+    with client:
+        return analyze_many(args.paths, client=client, **options)
+
+
+def _failed_files(tree: object) -> list[str]:
+    import json
+
+    return [failure["file"] for failure in json.loads(tree.attrs.get("failures", "[]"))]
 
 
 def _run_report(args: argparse.Namespace) -> int:
