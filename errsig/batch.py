@@ -25,7 +25,13 @@ from errsig._exceptions import ErrsigError
 from errsig.analyze import AnalysisConfig, analyze_session
 from errsig.session import Session
 
-__all__ = ["POSITIONAL_DIMS", "analyze_many", "select_session", "stack_sessions"]
+__all__ = [
+    "POSITIONAL_DIMS",
+    "analyze_many",
+    "bin_trials_chunked",
+    "select_session",
+    "stack_sessions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +111,10 @@ def analyze_many(
     Raises
     ------
     ErrsigError
-        If ``paths`` is empty or names a file twice, or if every session
-        failed (the message lists each file and its error).
+        If ``paths`` is empty or names a file twice, if ``config.null`` is
+        ``"session"`` (not available for every step yet, see
+        ``docs/scale.md``), or if every session failed (the message lists each
+        file and its error).
 
     See Also
     --------
@@ -143,6 +151,15 @@ def analyze_many(
     """
     paths = _check_paths(paths)
     config = config or AnalysisConfig()
+    if config.null == "session":
+        raise ErrsigError(
+            "analyze_many cannot run null='session' yet: decoding, tuning and the "
+            "classification have no session-permutation null. Run the sessions with "
+            "the default null, and test information against other sessions' "
+            "behaviour with errsig.stats.session_permutation and "
+            "mutual_information(..., null='session', surrogates=...) "
+            "(docs/scale.md)."
+        )
     retries = int(retries)
 
     own_cluster = client is None
@@ -257,6 +274,85 @@ def stack_sessions(datasets: Sequence[xr.Dataset], labels: Sequence[str]) -> xr.
     if differing:
         stacked.attrs["session_attrs"] = json.dumps(differing, default=_jsonable)
     return stacked
+
+
+def bin_trials_chunked(
+    session: Session, *, unit_chunk: int = 250, **options: object
+) -> xr.Dataset:
+    """Bin a big session lazily: ``counts`` as a dask array chunked over units.
+
+    Each chunk of ``unit_chunk`` units is binned only when it is computed, by
+    :func:`errsig.bin_trials` on that chunk's units, so a session with
+    thousands of units never holds all its counts at once in analyses that
+    work chunk by chunk (the per-unit information of
+    :func:`errsig.information.mutual_information`).
+
+    Parameters
+    ----------
+    session : Session
+        The recording.
+    unit_chunk : int, default=250
+        Units per chunk. At 2,000 trials × 50 bins the per-unit information
+        test needs about 4.3 GB per 1,000 units held at once
+        (``docs/scale.md``), so 250 keeps it near 1 GB.
+    **options
+        ``align``, ``window`` and ``bin_size`` of :func:`errsig.bin_trials`.
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`errsig.bin_trials`, with the same values, but ``counts``
+        backed by a dask array with chunks ``(n_trials, unit_chunk, n_bins)``.
+
+    Examples
+    --------
+    >>> import sim
+    >>> from errsig import bin_trials
+    >>> from errsig.batch import bin_trials_chunked
+    >>> session = sim.simulate("S0", rng=0, n_units=5, n_trials=100)
+    >>> lazy = bin_trials_chunked(session, unit_chunk=2, bin_size=0.1)
+    >>> lazy["counts"].chunksizes["unit"]
+    (2, 2, 1)
+    >>> bool((lazy["counts"] == bin_trials(session, bin_size=0.1)["counts"]).all())
+    True
+    """
+    import dask
+    import dask.array
+
+    from errsig.binning import bin_trials
+
+    if not isinstance(unit_chunk, int) or unit_chunk < 1:
+        raise ErrsigError(
+            f"`unit_chunk` must be a positive integer; got {unit_chunk!r}."
+        )
+    unit_ids = session.units.index.to_numpy()
+    template = bin_trials(session.select(units=unit_ids[:1]), **options)
+    n_trials, _, n_bins = template["counts"].transpose("trial", "unit", "time").shape
+
+    chunks = []
+    for start in range(0, len(unit_ids), unit_chunk):
+        units = unit_ids[start : start + unit_chunk]
+        counts = dask.delayed(_chunk_counts)(session, units, options)
+        chunks.append(
+            dask.array.from_delayed(
+                counts, shape=(n_trials, len(units), n_bins), dtype=np.int32
+            )
+        )
+    counts = dask.array.concatenate(chunks, axis=1)
+    return (
+        template.drop_vars(["counts", "unit", "area"])
+        .assign(counts=(("trial", "unit", "time"), counts, template["counts"].attrs))
+        .assign_coords(
+            unit=unit_ids, area=("unit", session.units["area"].to_numpy().astype(str))
+        )
+    )
+
+
+def _chunk_counts(session: Session, units: np.ndarray, options: dict) -> np.ndarray:
+    from errsig.binning import bin_trials
+
+    counts = bin_trials(session.select(units=units), **options)["counts"]
+    return counts.transpose("trial", "unit", "time").values.astype(np.int32)
 
 
 def select_session(tree: xr.DataTree, session: int | str) -> xr.DataTree:

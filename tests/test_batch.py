@@ -3,7 +3,6 @@ import functools
 import json
 import os
 
-import dask
 import numpy as np
 import pytest
 import xarray as xr
@@ -11,10 +10,19 @@ import xarray as xr
 import sim
 from errsig import ErrsigError
 from errsig.analyze import AnalysisConfig, analyze_session, read_results
-from errsig.batch import analyze_many, select_session, stack_sessions
+from errsig.batch import (
+    analyze_many,
+    bin_trials_chunked,
+    select_session,
+    stack_sessions,
+)
+from errsig.binning import bin_trials
 from errsig.cli import main
+from errsig.information import mutual_information
 from errsig.io import read_nwb, write_nwb
+from errsig.stats import session_permutation
 
+dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
 FULL = AnalysisConfig(
@@ -145,6 +153,8 @@ def test_bad_paths():
         analyze_many([])
     with pytest.raises(ErrsigError, match="more than once"):
         analyze_many(["a.nwb", "a.nwb"])
+    with pytest.raises(ErrsigError, match="cannot run null='session' yet"):
+        analyze_many(["a.nwb"], config=INFORMATION.replace(null="session"))
 
 
 def _cli_information(paths, output, scheduler):
@@ -231,3 +241,72 @@ def test_stack_sessions_pads_flags_and_labels():
     )
     with pytest.raises(ErrsigError, match="not in the results"):
         select_session(tree, "c")
+
+
+def test_chunked_counts_give_the_same_information():
+    session = sim.simulate("S1", rng=5, n_units=7, n_trials=160)
+    eager = bin_trials(session, bin_size=0.1)
+    lazy = bin_trials_chunked(session, unit_chunk=3, bin_size=0.1)
+    assert lazy["counts"].chunksizes["unit"] == (3, 3, 1)
+    xr.testing.assert_identical(lazy.compute(), eager)
+
+    for target in ("error", "reward"):
+        alone = mutual_information(eager, target, n_perm=20, rng=3)
+        chunked = mutual_information(lazy, target, n_perm=20, rng=3)
+        xr.testing.assert_identical(chunked, alone)
+
+
+def test_bad_unit_chunk():
+    session = sim.simulate("S1", rng=5, n_units=3, n_trials=100)
+    with pytest.raises(ErrsigError, match="`unit_chunk` must be a positive"):
+        bin_trials_chunked(session, unit_chunk=0)
+
+
+def _binned(scenario, seeds):
+    return [
+        bin_trials(
+            sim.simulate(scenario, rng=seed, n_units=6, n_trials=160), bin_size=0.1
+        )
+        for seed in seeds
+    ]
+
+
+def test_session_null_false_positive_rate():
+    datasets = _binned("S0", range(10))
+    draws = session_permutation(datasets, "error")
+
+    p_values, family_wise = [], []
+    for ds, draw in zip(datasets, draws, strict=True):
+        result = mutual_information(
+            ds, "error", null="session", surrogates=draw, alpha=0.2
+        )
+        assert result.attrs["n_perm"] == 9
+        p_values.append(result["p_uncorrected"].values.ravel())
+        family_wise.append(bool(result["significant"].any()))
+    p_values = np.concatenate(p_values)
+
+    # 9 other sessions: p takes the values 0.1, 0.2, ..., 1, uniformly under the null
+    for level in (0.1, 0.3, 0.5):
+        assert abs(np.mean(p_values <= level + 1e-9) - level) < 0.07, level
+    assert np.mean(family_wise) <= 0.4
+
+
+def test_session_null_finds_error_units():
+    datasets = _binned("S1", range(3, 9))
+    draws = session_permutation(datasets, "error")
+    detected = []
+    for ds, draw in zip(datasets, draws, strict=True):
+        result = mutual_information(ds, "error", null="session", surrogates=draw)
+        detected.append(result["p_uncorrected"].min().item())
+    assert np.mean(np.isclose(detected, 1 / 6)) >= 0.8
+
+
+def test_session_null_needs_its_draws():
+    (ds,) = _binned("S0", [0])
+    with pytest.raises(ErrsigError, match=r"needs several sessions: pass `surrogates`"):
+        mutual_information(ds, "error", null="session")
+    draws = session_permutation(_binned("S0", [0, 1, 2]), "error")
+    with pytest.raises(ErrsigError, match="`surrogates` are the draws of"):
+        mutual_information(ds, "error", surrogates=draws[0])
+    with pytest.raises(ErrsigError, match=r"keys \['error'\]"):
+        mutual_information(ds, "error", null="session", surrogates={"x": draws[0]})

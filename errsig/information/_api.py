@@ -67,7 +67,7 @@ def mutual_information(
     method: Literal["gcmi", "binned", "ksg"] = "gcmi",
     by: Literal["area"] | None = None,
     null: Literal[
-        "pseudosession", "shuffle", "circular_shift", "linear_shift"
+        "pseudosession", "shuffle", "circular_shift", "linear_shift", "session"
     ] = "pseudosession",
     n_perm: int = 1000,
     correction: Literal["maxstat", "cluster", "fdr", "none"] = "maxstat",
@@ -77,6 +77,7 @@ def mutual_information(
     ties: Ties = "average",
     bias: str = "panzeri-treves",
     k: int = 3,
+    surrogates: object | None = None,
 ) -> xr.Dataset:
     """Mutual information between neural activity and a trial variable, with tests.
 
@@ -117,10 +118,11 @@ def mutual_information(
         (it is anti-conservative on learning data, see
         ``docs/validation-information.md``); ``"circular_shift"`` and
         ``"linear_shift"`` assume stationarity (the latter estimates MI on a
-        central window of trials only). ``"session"`` needs several sessions
-        and is not available for one dataset.
+        central window of trials only). ``"session"`` pairs the neurons with
+        the behaviour of other sessions, given as ``surrogates``.
     n_perm : int, default=1000
-        Number of surrogates.
+        Number of surrogates (with ``null="session"``, the other sessions
+        set it, and ``n_perm`` is ignored).
     correction : {"maxstat", "cluster", "fdr", "none"}, default="maxstat"
         Correction over all tests (units × time bins, or areas × time bins) by
         :func:`errsig.stats.correct`; each test's statistic is standardised
@@ -140,6 +142,11 @@ def mutual_information(
         Bias correction of ``method="binned"``.
     k : int, default=3
         Neighbours of ``method="ksg"``.
+    surrogates : NullDraw or dict of NullDraw, optional
+        With ``null="session"`` only: this session's entry of
+        :func:`errsig.stats.session_permutation` (a dict when ``given``
+        names behavioural variables drawn jointly with the target, keyed by
+        name), made from the binned datasets of three or more sessions.
 
     Returns
     -------
@@ -181,6 +188,12 @@ def mutual_information(
     bias correction does not affect the p-values; it only makes ``mi``
     comparable across units and sessions.
 
+    When ``counts`` is a dask array chunked over units
+    (:func:`errsig.batch.bin_trials_chunked`), the per-unit GCMI (``by=None``)
+    loads and normalises one chunk of units at a time, so memory grows with the
+    chunk rather than the session, with the same numbers (``ties="average"``);
+    the other estimators and ``by="area"`` load the whole array.
+
     Examples
     --------
     >>> import numpy as np
@@ -199,7 +212,7 @@ def mutual_information(
     >>> result["significant"].any("time").values
     array([ True, False, False])
     """
-    _check_options(method, by, null, correction, alpha, bias, k)
+    _check_options(method, by, null, correction, alpha, bias, k, surrogates)
     givens = _check_given(given, target)
     n_perm = check_positive_int(n_perm, "n_perm")
     counts = _counts(ds)
@@ -215,8 +228,9 @@ def mutual_information(
             "target by splitting the trials instead."
         )
     target_variable, given_variable, neural_trials = _draw_variables(
-        ds, target, givens, n_perm, null, null_stream
+        ds, target, givens, n_perm, null, null_stream, surrogates
     )
+    n_perm = len(target_variable.values) - 1
     if neural_trials is not None:
         counts = counts.isel(trial=neural_trials)
 
@@ -271,6 +285,7 @@ def _check_options(
     alpha: float,
     bias: str,
     k: int,
+    surrogates: object | None = None,
 ) -> None:
     choices = {"method": (method, METHODS), "correction": (correction, CORRECTIONS)}
     for name, (value, allowed) in choices.items():
@@ -279,11 +294,19 @@ def _check_options(
                 f"`{name}` must be one of {', '.join(map(repr, allowed))}; got "
                 f"{value!r}."
             )
-    if null == "session":
+    if null == "session" and surrogates is None:
         raise ErrsigError(
             "null='session' pairs one session's neurons with another session's "
-            "behaviour, so it needs several sessions; it is not available for a "
-            "single dataset yet. Use null='pseudosession' (the default)."
+            "behaviour, so it needs several sessions: pass `surrogates`, this "
+            "session's entry of "
+            "errsig.stats.session_permutation(datasets, target), made from three "
+            "or more sessions. For one session use null='pseudosession' (the "
+            "default)."
+        )
+    if null != "session" and surrogates is not None:
+        raise ErrsigError(
+            f"`surrogates` are the draws of null='session'; got null={null!r}. "
+            "Pass null='session' with them, or leave them out."
         )
     if null not in NULLS:
         raise ErrsigError(
@@ -342,7 +365,7 @@ def _counts(ds: xr.Dataset) -> xr.DataArray:
             f"{counts.dims}, missing {sorted(missing)}."
         )
     counts = counts.transpose("trial", "unit", "time")
-    if np.isnan(counts.values).any():
+    if counts.dtype.kind == "f" and bool(counts.isnull().any()):
         raise ErrsigError(
             "`counts` contains NaN; drop the affected trials (ds.dropna('trial')) "
             "before estimating MI."
@@ -373,6 +396,7 @@ def _draw_variables(
     n_perm: int,
     null: str,
     rng: np.random.Generator,
+    surrogates: object | None = None,
 ) -> tuple[_TrialVariable, _TrialVariable | None, np.ndarray | None]:
     """Observed and surrogate target, the conditioning set, and neural trials.
 
@@ -391,7 +415,10 @@ def _draw_variables(
     joint = [name for name in givens if name in BEHAVIOURAL and target in BEHAVIOURAL]
     fixed = [name for name in givens if name not in joint]
 
-    draws = stats.null_targets(ds, [target, *joint], n_perm, null=null, rng=rng)
+    if null == "session":
+        draws = _session_draws(surrogates, [target, *joint])
+    else:
+        draws = stats.null_targets(ds, [target, *joint], n_perm, null=null, rng=rng)
     neural_trials = getattr(draws[target], "neural_trials", None)
     target_variable = _variable(target, observed_target, draws[target])
     if not givens:
@@ -415,6 +442,28 @@ def _draw_variables(
         _TrialVariable(",".join(givens), values, False),
         neural_trials,
     )
+
+
+def _session_draws(surrogates: object, names: list[str]) -> dict[str, object]:
+    """Check the session-permutation draws and key them by variable name."""
+    from errsig.stats import NullDraw
+
+    draws = {names[0]: surrogates} if isinstance(surrogates, NullDraw) else surrogates
+    if not isinstance(draws, dict) or not all(
+        isinstance(draws.get(name), NullDraw) for name in names
+    ):
+        raise ErrsigError(
+            f"`surrogates` must be a NullDraw of errsig.stats.session_permutation, "
+            f"or a dict of them with the keys {names}; got {type(surrogates).__name__}"
+            f"{' with keys ' + str(sorted(draws)) if isinstance(draws, dict) else ''}."
+        )
+    trials = [draws[name].neural_trials for name in names]
+    if any(not np.array_equal(trials[0], other) for other in trials[1:]):
+        raise ErrsigError(
+            "`surrogates`: the draws of the variables pair with different neural "
+            "trials; make them in one call, session_permutation(datasets, names)."
+        )
+    return draws
 
 
 def _variable(name: str, observed: np.ndarray, draws: object) -> _TrialVariable:
@@ -524,7 +573,26 @@ def _gcmi_units(
     rng: np.random.Generator,
     progress: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """GCMI of every unit in every bin: (n_draws, n_units, n_time) and the mask."""
+    """GCMI of every unit in every bin: (n_draws, n_units, n_time) and the mask.
+
+    Counts backed by a chunked (dask) array are loaded and normalised one chunk
+    of units at a time, so memory grows with the chunk, not the session; the
+    numbers are the same (with ``ties="average"``) since every unit × bin is
+    normalised on its own.
+    """
+    if counts.chunks is not None:
+        parts = []
+        stop = 0
+        for size in counts.chunksizes["unit"]:
+            chunk = counts.isel(unit=slice(stop, stop + size))
+            stop += size
+            loaded = chunk.compute(scheduler="synchronous")
+            parts.append(_gcmi_units(loaded, target, given, ties, rng, progress))
+        return (
+            np.concatenate([mi for mi, _ in parts], axis=1),
+            np.concatenate([masked for _, masked in parts], axis=0),
+        )
+
     n_trials, n_units, n_time = counts.shape
     normalised = copnorm(counts.values.reshape(n_trials, -1), ties=ties, rng=rng)
     neural, constant = _engine.unit_norm_columns(normalised)
