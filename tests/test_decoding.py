@@ -153,7 +153,7 @@ def test_decode_reward_matches_sklearn_metrics():
     ds = make_dataset(rng, n_trials=150, gain=0.0, reward_gain=0.8)
     folds = blocked_folds(np.arange(150), 5)
 
-    result = decode(ds, "reward", n_perm=0, alphas=0.5)
+    result = decode(ds, "reward", n_perm=0, penalties=0.5)
 
     counts = ds["counts"].isel(time=1).values
     decision = cross_val_predict(
@@ -178,7 +178,7 @@ def test_decode_reward_matches_sklearn_metrics():
 def test_generic_estimator_equals_ridge_path_with_fixed_penalty():
     ds = make_dataset(np.random.default_rng(5), n_trials=60, n_units=(4,), n_bins=2)
 
-    fast = decode(ds, "error", n_perm=0, alphas=3.0)
+    fast = decode(ds, "error", n_perm=0, penalties=3.0)
     generic = decode(ds, "error", n_perm=0, model=Ridge(alpha=3.0))
 
     np.testing.assert_allclose(fast["score"], generic["score"], atol=1e-10)
@@ -302,11 +302,11 @@ def small_ds():
         ({"lags": 0.5}, ErrsigError, "`lags` must be an int"),
         ({"null": "session"}, ErrsigError, "several sessions"),
         ({"null": "bootstrap"}, ErrsigError, "`null` must be one of"),
-        ({"alphas": [-1.0]}, ErrsigError, "positive finite"),
+        ({"penalties": [-1.0]}, ErrsigError, "positive finite"),
         ({"given": "force"}, ColumnError, "`given`='force'"),
         ({"stratify": "block"}, ColumnError, "`stratify`='block'"),
         ({"gap": 15}, InsufficientDataError, "smaller `gap`"),
-        ({"level": 2.0}, ErrsigError, "`level` must be in"),
+        ({"alpha": 2.0}, ErrsigError, "`alpha` must be in"),
         ({"correction": "bonferroni"}, ErrsigError, "`correction` must be one of"),
     ],
 )

@@ -44,8 +44,8 @@ def decode(
     null: str = "pseudosession",
     n_perm: int = 200,
     correction: Literal["maxstat", "cluster", "fdr", "none"] = "maxstat",
-    level: float = 0.05,
-    alphas: float | Sequence[float] | None = None,
+    alpha: float = 0.05,
+    penalties: float | Sequence[float] | None = None,
     rng: int | np.random.Generator | None = None,
     progress: bool = False,
 ) -> xr.Dataset:
@@ -101,9 +101,10 @@ def decode(
     correction : {"maxstat", "cluster", "fdr", "none"}, default="maxstat"
         Multiple-comparison correction over the time bins and lags of each
         area (:func:`errsig.stats.correct`).
-    level : float, default=0.05
-        Level at which ``significant`` is set.
-    alphas : float or sequence of float, optional
+    alpha : float, default=0.05
+        Significance level at which ``significant`` is set (family-wise for
+        ``maxstat`` and ``cluster``, false-discovery rate for ``fdr``).
+    penalties : float or sequence of float, optional
         Ridge: the penalties searched (default :data:`DEFAULT_ALPHAS`; one value
         fixes the penalty). Logistic: one penalty ``α = 1 / C`` (default 1).
     rng : None, int or numpy.random.Generator, optional
@@ -200,13 +201,13 @@ def decode(
         window,
         null,
         n_perm,
-        level,
+        alpha,
         correction,
     )
     ds = _inputs.in_trial_order(ds)
     target_info = _inputs.decoding_target(ds, target)
     model_name = _inputs.resolve_model(model, target_info)
-    penalties = _inputs.check_penalties(alphas, model_name)
+    penalties = _inputs.check_penalties(penalties, model_name)
     seed, generator = _inputs.seed_and_generator(rng)
     covariates = _inputs.covariate_features(ds, given, options["window"])
     groups = _inputs.unit_groups(ds, by)
@@ -295,9 +296,9 @@ def decode(
             null_note=null_note,
             n_perm=n_perm,
             correction=correction,
-            level=level,
+            alpha=alpha,
             seed=seed,
-            alphas=[float(value) for value in np.atleast_1d(penalties)],
+            penalties=[float(value) for value in np.atleast_1d(penalties)],
             by=str(by),
         ),
         lag_is_scalar=isinstance(lags, numbers.Integral),
@@ -315,7 +316,7 @@ def decode_unit_curve(
     cv: int | Any = 5,
     gap: int = 0,
     window: int = 1,
-    alphas: float | Sequence[float] | None = None,
+    penalties: float | Sequence[float] | None = None,
     rng: int | np.random.Generator | None = None,
 ) -> xr.Dataset:
     """Score decoders against the number of units sampled from each area.
@@ -331,7 +332,7 @@ def decode_unit_curve(
         area. Sizes larger than an area give NaN for it.
     n_repeats : int, default=10
         Random subsets drawn (without replacement) per size and area.
-    by, model, cv, gap, window, alphas
+    by, model, cv, gap, window, penalties
         As for :func:`decode`.
     rng : None, int or numpy.random.Generator, optional
         Seed or generator for the unit subsets.
@@ -366,7 +367,7 @@ def decode_unit_curve(
     ds = _inputs.in_trial_order(ds)
     target_info = _inputs.decoding_target(ds, target)
     model_name = _inputs.resolve_model(model, target_info)
-    penalties = _inputs.check_penalties(alphas, model_name)
+    penalties = _inputs.check_penalties(penalties, model_name)
     seed, generator = _inputs.seed_and_generator(rng)
     n_repeats = check_positive_int(n_repeats, "n_repeats")
     groups = _inputs.unit_groups(ds, by)
@@ -657,7 +658,7 @@ def _add_tests(
             observed[group],
             null[:, group],
             method=attrs["correction"],
-            alpha=attrs["level"],
+            alpha=attrs["alpha"],
             time_axis=1,
         )
         corrected[group] = family.p

@@ -88,7 +88,7 @@ def check_options(
     window: object,
     null: object,
     n_perm: object,
-    level: object,
+    alpha: object,
     correction: object = "none",
 ) -> dict[str, Any]:
     if not isinstance(ds, xr.Dataset):
@@ -156,8 +156,8 @@ def check_options(
         raise ErrsigError(
             f"`correction` must be one of {CORRECTIONS}; got {correction!r}."
         )
-    if not (isinstance(level, numbers.Real) and 0 < level < 1):
-        raise ErrsigError(f"`level` must be in (0, 1); got {level!r}.")
+    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
+        raise ErrsigError(f"`alpha` must be in (0, 1); got {alpha!r}.")
     return {"lags": [int(lag) for lag in lag_values], "window": window}
 
 
@@ -270,19 +270,19 @@ def resolve_model(model: object, target: Target) -> str:
     return model
 
 
-def check_penalties(alphas: object, model_name: str) -> np.ndarray:
-    if alphas is None:
+def check_penalties(penalties: object, model_name: str) -> np.ndarray:
+    if penalties is None:
         if model_name == "logistic":
             return np.array([DEFAULT_LOGISTIC_ALPHA])
         return DEFAULT_ALPHAS.copy()
-    values = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    values = np.atleast_1d(np.asarray(penalties, dtype=np.float64))
     if values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise ErrsigError(
-            f"`alphas` must be positive finite penalties; got {alphas!r}."
+            f"`penalties` must be positive finite numbers; got {penalties!r}."
         )
     if model_name == "logistic" and len(values) != 1:
         raise ErrsigError(
-            "`alphas`: the logistic decoder takes one penalty (α = 1/C); got "
+            "`penalties`: the logistic decoder takes one penalty (α = 1/C); got "
             f"{len(values)}."
         )
     return values

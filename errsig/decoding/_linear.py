@@ -256,7 +256,7 @@ def _newton(
 
     warnings.warn(
         f"logistic regression did not converge in {max_iter} Newton steps; the "
-        "classes may be nearly separable. Raise the penalty (`alphas`).",
+        "classes may be nearly separable. Raise the penalty (`penalties`).",
         ConvergenceWarning,
         stacklevel=4,
     )
