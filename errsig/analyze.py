@@ -356,6 +356,21 @@ def methods_paragraph(config: AnalysisConfig, session: Session) -> str:
             f"{config.correction} correction across units and time at "
             f"α = {config.alpha:g}."
         )
+        recorded = set(session.behavior)
+        covariates = [
+            label
+            for keys, label in (
+                ({"hand_velocity", "hand_position"}, "hand velocity"),
+                ({"hand_force"}, "force"),
+            )
+            if keys & recorded
+        ]
+        if covariates:
+            text.append(
+                "Information about the error was conditioned on the "
+                f"{' and '.join(covariates)} in each bin, so that movement-tuned "
+                "units do not pass as error units."
+            )
     if "decoding" in config.steps:
         text.append(
             "The error was decoded from each area's population by ridge regression "
@@ -448,7 +463,10 @@ def _fitted_lateral(ds: xr.Dataset, rng: np.random.Generator) -> np.ndarray | No
 def _information(ds: xr.Dataset, config: AnalysisConfig, rng, progress: bool) -> dict:
     from errsig.information import mutual_information
 
-    given = "kinematics" if "kinematics" in ds else None
+    # Condition on every movement covariate present: partialling out velocity
+    # alone leaves force units' residual correlated with the error
+    # (docs/validation-information.md).
+    given = [name for name in ("kinematics", "force") if name in ds] or None
     plan = {
         "information/error": dict(target="error", given=given),
         "information/error_magnitude": dict(target="error_magnitude"),
@@ -483,6 +501,7 @@ def _decoding(ds: xr.Dataset, config: AnalysisConfig, rng, progress: bool) -> di
             null=config.null,
             n_perm=config.n_perm_decoding,
             correction=config.correction,
+            alpha=config.alpha,
             rng=stream,
             progress=progress,
         )

@@ -148,7 +148,7 @@ FIGURES: list[_FigureSpec] = [
     _FigureSpec(
         "information",
         "Information",
-        "Mutual information about the error (given the kinematics), its "
+        "Mutual information about the error (given hand velocity and force), its "
         "magnitude and the outcome: per area, the fraction of units with "
         "significant information in each bin; top left, the population "
         "information of each area (dots: significant; dashed: onset latency).",

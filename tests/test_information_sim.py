@@ -60,13 +60,20 @@ def test_s3_outcome_units_found_and_not_called_error_units():
     assert not error["significant"].any("time").to_numpy()[outcome_units].any()
 
 
-def test_s4_kinematic_units_not_called_error_units_given_kinematics():
+def test_s4_movement_units_not_called_error_units_given_kinematics_and_force():
+    # S4 has velocity- and force-tuned units: condition on both. The rate of
+    # false sessions over 16-20 seeds is in docs/validation-information.md.
     session = sim.simulate("S4", rng=2, n_trials=400, n_units=20)
     dataset = errsig.bin_trials(
         session, align="move_onset_time", window=(0.0, 0.5), bin_size=BIN
     )
     result = mutual_information(
-        dataset, "error", given="kinematics", correction="cluster", n_perm=200, rng=4
+        dataset,
+        "error",
+        given=["kinematics", "force"],
+        correction="cluster",
+        n_perm=200,
+        rng=4,
     )
     assert not result["significant"].any()
 
