@@ -18,6 +18,7 @@ from errsig.batch import (
 )
 from errsig.binning import bin_trials
 from errsig.cli import main
+from errsig.decoding import decode
 from errsig.information import mutual_information
 from errsig.io import read_nwb, write_nwb
 from errsig.stats import session_permutation
@@ -310,3 +311,42 @@ def test_session_null_needs_its_draws():
         mutual_information(ds, "error", surrogates=draws[0])
     with pytest.raises(ErrsigError, match=r"keys \['error'\]"):
         mutual_information(ds, "error", null="session", surrogates={"x": draws[0]})
+
+
+def test_decode_session_null_is_uniform_on_null_sessions_and_finds_error_areas():
+    datasets = _binned("S0", range(10))
+    draws = session_permutation(datasets, "error")
+    p_values = []
+    for ds, draw in zip(datasets, draws, strict=True):
+        result = decode(ds, "error", null="session", surrogates=draw)
+        assert result.attrs["n_perm"] == 9
+        p_values.append(result["p_uncorrected"].values.ravel())
+    p_values = np.concatenate(p_values)
+    for level in (0.1, 0.3, 0.5):
+        assert abs(np.mean(p_values <= level + 1e-9) - level) < 0.07, level
+
+    # S1 plants error units in PMd: its decoder beats every other session's
+    # behaviour (p at its floor, 1/6) in most sessions.
+    datasets = _binned("S1", range(3, 9))
+    draws = session_permutation(datasets, "error")
+    floors = [
+        decode(ds, "error", null="session", surrogates=draw)["p_uncorrected"]
+        .sel(area="PMd")
+        .min()
+        .item()
+        for ds, draw in zip(datasets, draws, strict=True)
+    ]
+    assert np.mean(np.isclose(floors, 1 / 6)) >= 0.8
+
+
+def test_decode_session_null_checks_its_draws():
+    datasets = _binned("S0", [0, 1, 2])
+    draws = session_permutation(datasets, "error")
+    with pytest.raises(ErrsigError, match="takes them as `surrogates`"):
+        decode(datasets[0], "error", null="session")
+    with pytest.raises(ErrsigError, match="goes with null='session' only"):
+        decode(datasets[0], "error", surrogates=draws[0])
+    with pytest.raises(ErrsigError, match="drawn for another target or session"):
+        decode(datasets[0], "error", null="session", surrogates=draws[1])
+    with pytest.raises(ErrsigError, match="supports lags=0 only"):
+        decode(datasets[0], "error", null="session", surrogates=draws[0], lags=[0, 1])

@@ -300,7 +300,7 @@ def small_ds():
         ({"window": 5}, ErrsigError, "longer than the 2 time bins"),
         ({"lags": 39}, InsufficientDataError, "smaller lags"),
         ({"lags": 0.5}, ErrsigError, "`lags` must be an int"),
-        ({"null": "session"}, ErrsigError, "several sessions"),
+        ({"null": "session"}, ErrsigError, "takes them as `surrogates`"),
         ({"null": "bootstrap"}, ErrsigError, "`null` must be one of"),
         ({"penalties": [-1.0]}, ErrsigError, "positive finite"),
         ({"given": "force"}, ColumnError, "`given`='force'"),

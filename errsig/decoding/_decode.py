@@ -48,6 +48,7 @@ def decode(
     penalties: float | Sequence[float] | None = None,
     rng: int | np.random.Generator | None = None,
     progress: bool = False,
+    surrogates: object | None = None,
 ) -> xr.Dataset:
     """Predict the error or the outcome from population activity, per area and bin.
 
@@ -95,9 +96,11 @@ def decode(
         a result's ``time`` is that of the window's last bin.
     null : str, default="pseudosession"
         "pseudosession", "shuffle", "circular_shift" or "linear_shift": surrogate
-        targets, drawn by :func:`errsig.stats.null_targets`.
+        targets, drawn by :func:`errsig.stats.null_targets`. "session": the
+        behaviour of other sessions, given as ``surrogates``.
     n_perm : int, default=200
-        Number of surrogates; 0 skips the test.
+        Number of surrogates; 0 skips the test. With ``null="session"`` the
+        other sessions set it and ``n_perm`` is ignored.
     correction : {"maxstat", "cluster", "fdr", "none"}, default="maxstat"
         Multiple-comparison correction over the time bins and lags of each
         area (:func:`errsig.stats.correct`).
@@ -111,6 +114,12 @@ def decode(
         Seed or generator for the surrogates.
     progress : bool, default=False
         Show a progress bar over areas and lags (only on a terminal).
+    surrogates : NullDraw, optional
+        With ``null="session"`` only: this session's entry of
+        :func:`errsig.stats.session_permutation` for the target (or its
+        ``"error"`` draw for ``"error_x"``/``"error_y"``), made from the binned
+        datasets of three or more sessions. The decoders are then fitted on
+        the session's aligned trials only, and ``lags`` must be 0.
 
     Returns
     -------
@@ -203,6 +212,7 @@ def decode(
         n_perm,
         alpha,
         correction,
+        surrogates,
     )
     ds = _inputs.in_trial_order(ds)
     target_info = _inputs.decoding_target(ds, target)
@@ -217,13 +227,14 @@ def decode(
     null_note = ""
     if n_perm:
         null_values, null_note, window_trials = _null_values(
-            ds, target_info, null, n_perm, generator
+            ds, target_info, null, n_perm, generator, surrogates
         )
+        n_perm = len(null_values)
         if window_trials is not None:
             if options["lags"] != [0]:
                 raise ErrsigError(
-                    "`null`='linear_shift' pairs a fixed window of trials with "
-                    "shifted targets and supports lags=0 only; use the "
+                    f"`null`={null!r} pairs a fixed set of trials with the "
+                    "surrogate targets and supports lags=0 only; use the "
                     "pseudosession null for lagged decoding."
                 )
             ds = ds.isel(trial=window_trials)
@@ -432,15 +443,21 @@ def _null_values(
     null: str,
     n_perm: int,
     generator: np.random.Generator,
+    session_draw: object | None = None,
 ) -> tuple[np.ndarray, str, np.ndarray | None]:
     """Surrogate targets ``(P, n_trials, n_components)``, a note, and the trials.
 
-    The trials are None except for the linear-shift null, whose surrogates
-    pair with a fixed window of neural trials.
+    The trials are None except for the linear-shift and session nulls, whose
+    surrogates pair with a fixed set of neural trials.
     """
     from errsig.stats import NullDraw, null_targets
 
-    surrogates = null_targets(ds, target.null_source, n_perm, null=null, rng=generator)
+    if null == "session":
+        surrogates = _inputs.check_session_draw(session_draw, target, ds)
+    else:
+        surrogates = null_targets(
+            ds, target.null_source, n_perm, null=null, rng=generator
+        )
     window_trials = None
     if isinstance(surrogates, NullDraw):
         window_trials = surrogates.neural_trials

@@ -27,6 +27,7 @@ __all__ = [
     "check_classes",
     "check_options",
     "check_penalties",
+    "check_session_draw",
     "covariate_features",
     "decoding_target",
     "describe_folds",
@@ -90,6 +91,7 @@ def check_options(
     n_perm: object,
     alpha: object,
     correction: object = "none",
+    surrogates: object | None = None,
 ) -> dict[str, Any]:
     if not isinstance(ds, xr.Dataset):
         raise ErrsigError(
@@ -145,11 +147,13 @@ def check_options(
         )
     if null not in NULLS:
         raise ErrsigError(f"`null` must be one of {NULLS}; got {null!r}.")
-    if null == "session":
+    if (null == "session") != (surrogates is not None):
         raise ErrsigError(
-            "`null`='session' permutes behaviour across sessions and needs several "
-            "sessions; run decode per session through errsig.batch, or use "
-            "null='pseudosession' for one session."
+            "`null`='session' pairs the activity with the behaviour of other "
+            "sessions and takes them as `surrogates` (this session's entry of "
+            "errsig.stats.session_permutation(datasets, target), from three or "
+            "more sessions); `surrogates` goes with null='session' only. For one "
+            "session use null='pseudosession'."
         )
     check_positive_int(n_perm, "n_perm", minimum=0)
     if correction not in CORRECTIONS:
@@ -268,6 +272,37 @@ def resolve_model(model: object, target: Target) -> str:
             "values; use model='logistic' (or 'auto')."
         )
     return model
+
+
+def check_session_draw(draw: object, target: Target, ds: xr.Dataset) -> object:
+    """Check this session's draw of :func:`errsig.stats.session_permutation`."""
+    from errsig.stats import NullDraw
+
+    if isinstance(draw, dict):
+        draw = draw.get(target.null_source)
+    if not isinstance(draw, NullDraw):
+        raise ErrsigError(
+            "`surrogates` must be this session's NullDraw of "
+            f"errsig.stats.session_permutation(datasets, {target.null_source!r}); "
+            f"got {type(draw).__name__}."
+        )
+    trials = np.asarray(draw.neural_trials)
+    if trials.size == 0 or trials.max() >= ds.sizes["trial"]:
+        raise ErrsigError(
+            "`surrogates` pair with trials that `ds` does not have: make them "
+            "from the same binned datasets that are decoded."
+        )
+    drawn_observed = target.from_null(np.asarray(draw.observed)[None])[0]
+    own = target.values[trials]
+    if drawn_observed.shape != own.shape or not np.allclose(
+        drawn_observed, own, equal_nan=True
+    ):
+        raise ErrsigError(
+            f"`surrogates` were drawn for another target or session: their observed "
+            f"{target.null_source!r} differs from this dataset's. Pass this "
+            "session's entry of session_permutation for the decoded target."
+        )
+    return draw
 
 
 def check_penalties(penalties: object, model_name: str) -> np.ndarray:
