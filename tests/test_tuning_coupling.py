@@ -11,7 +11,7 @@ import xarray as xr
 import errsig
 import sim
 from errsig import ErrsigError, NullAssumptionWarning, reward_coupling, tuning_drift
-from errsig.stats import null_targets, permutation_pvalues
+from errsig.stats import null_targets, permutation_pvalues, session_permutation
 from errsig.tuning import _coupling
 from errsig.tuning._design import wrap_angle
 from sim.scenarios import SCENARIOS
@@ -391,3 +391,60 @@ def test_behaviour_may_come_from_a_dataset_binned_around_another_event():
     xr.testing.assert_allclose(from_feedback, from_movement)
     with pytest.raises(ErrsigError, match="hold different trials"):
         reward_coupling(drift, feedback.assign_coords(trial=feedback["trial"] + 1))
+
+
+# --- the session-permutation null ---
+
+
+@pytest.fixture(scope="module")
+def random_walk_design():
+    """Ten S7 sessions of one design (8 units, 300 trials), movement epoch."""
+    return [
+        _bin(sim.simulate("S7", rng=seed, n_trials=300, n_units=8))
+        for seed in range(10)
+    ]
+
+
+def test_session_null_gives_uniform_p_values_on_random_walks(random_walk_design):
+    draws = session_permutation(random_walk_design, ["error", "reward"])
+    p_values = {"p_gradient": [], "p_gated": [], "p_reward": []}
+    for ds, draw in zip(random_walk_design, draws, strict=True):
+        drift = tuning_drift(ds, method="filter", n_boot=0)
+        result = reward_coupling(drift, ds, null="session", surrogates=draw)
+        assert result.attrs["n_perm"] == 9 and result.attrs["null"] == "session"
+        for name in p_values:
+            p_values[name].append(result[name].values)
+
+    # 80 units: p takes the values 0.1, ..., 1, uniformly under the null. The
+    # units of a session share their behaviour, so the tolerance is wide.
+    for name, values in p_values.items():
+        values = np.concatenate(values)
+        assert np.isfinite(values).all(), name
+        for level in (0.1, 0.3, 0.5):
+            assert abs(np.mean(values <= level + 1e-9) - level) < 0.12, (name, level)
+
+
+def test_session_null_checks_its_draws(random_walk_design):
+    datasets = random_walk_design[:3]
+    draws = session_permutation(datasets, ["error", "reward"])
+    ds = datasets[0]
+    drift = tuning_drift(ds, method="filter", n_boot=0)
+    with pytest.raises(ErrsigError, match="takes them as `surrogates`"):
+        reward_coupling(drift, ds, null="session")
+    with pytest.raises(ErrsigError, match="goes with null='session' only"):
+        reward_coupling(drift, ds, surrogates=draws[0])
+    with pytest.raises(ErrsigError, match=r"keyed \['error', 'reward'\]"):
+        reward_coupling(
+            drift, ds, null="session", surrogates={"error": draws[0]["error"]}
+        )
+    with pytest.raises(ErrsigError, match="drawn for another session"):
+        reward_coupling(drift, ds, null="session", surrogates=draws[1])
+    shorter = [ds.isel(trial=np.r_[0:20, 25:300]), *datasets[1:]]
+    gapped = session_permutation(shorter, ["error", "reward"])[1]
+    with pytest.raises(ErrsigError, match="not one contiguous run"):
+        reward_coupling(
+            tuning_drift(datasets[1], method="filter", n_boot=0),
+            datasets[1],
+            null="session",
+            surrogates=gapped,
+        )

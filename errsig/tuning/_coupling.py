@@ -27,6 +27,9 @@ __all__ = ["reward_coupling"]
 #: Learning-rule labels, in the order of the ``rule`` variable's categories.
 RULES = ("stable", "gradient", "reward_gated", "random_walk")
 
+#: The behavioural variables the tests redraw, keys of a session null's draws.
+NEEDED_DRAWS = ("error", "reward")
+
 #: Statistics whose null-standardised maximum is the gradient test. The score
 #: form relates each trial's residual only to errors of *earlier* trials; the
 #: lag-0 increment (``gradient_r2``) also sees trial n's own count, which the
@@ -55,13 +58,14 @@ def reward_coupling(
     ds: xr.Dataset,
     *,
     lags: Iterable[int] = range(-5, 6),
-    null: Literal["pseudosession", "shuffle", "circular_shift", "linear_shift"] = (
-        "pseudosession"
-    ),
+    null: Literal[
+        "pseudosession", "shuffle", "circular_shift", "linear_shift", "session"
+    ] = "pseudosession",
     n_perm: int = 200,
     alpha: float = 0.05,
     expectation_rate: float = 0.1,
     rng: int | np.random.Generator | None = None,
+    surrogates: dict[str, NullDraw] | None = None,
 ) -> xr.Dataset:
     """Test whether tuning change follows reward or the signed error.
 
@@ -101,18 +105,27 @@ def reward_coupling(
     lags : iterable of int, default=range(-5, 6)
         Trial lags of the reward coupling. Negative lags (change before the
         reward) are a built-in control.
-    null : {"pseudosession", "shuffle", "circular_shift", "linear_shift"}
+    null : {"pseudosession", "shuffle", "circular_shift", "linear_shift", "session"}
         Surrogate behaviour. ``"shuffle"`` and ``"circular_shift"`` ignore or
         distort trial order and are offered for comparison only (the latter
         warns); ``"linear_shift"`` restricts the test to the central trials.
+        ``"session"`` pairs the tuning changes with the behaviour of other
+        sessions, given as ``surrogates``.
     n_perm : int, default=200
-        Number of surrogates.
+        Number of surrogates (with ``null="session"``, the other sessions set
+        it, and ``n_perm`` is ignored).
     alpha : float, default=0.05
         False-discovery rate across units (and across areas) of the rule calls.
     expectation_rate : float, default=0.1
         Learning rate of the running reward expectation ``R̄``.
     rng : None, int or numpy.random.Generator
         Seed of the surrogates.
+    surrogates : dict of NullDraw, optional
+        With ``null="session"`` only: this session's entry of
+        ``errsig.stats.session_permutation(datasets, ["error", "reward"])``,
+        made from the binned datasets of three or more sessions. The aligned
+        trials must form one contiguous run of ``ds`` (sessions with the same
+        number of trials in each phase, or differing only at the end).
 
     Returns
     -------
@@ -225,7 +238,13 @@ def reward_coupling(
     generator = check_rng(rng)
 
     neural = _neural_series(drift, ds)
-    surrogates = null_targets(ds, ["error", "reward"], n_perm, null=null, rng=generator)
+    if null == "session" or surrogates is not None:
+        surrogates = _session_draws(null, surrogates, ds)
+        n_perm = len(surrogates["error"].values)
+    else:
+        surrogates = null_targets(
+            ds, ["error", "reward"], n_perm, null=null, rng=generator
+        )
     error = _error(ds)
     reward = ds["reward"].values.astype(np.float64)
     if isinstance(surrogates["error"], NullDraw):
@@ -290,6 +309,41 @@ def reward_coupling(
         ),
     )
     return result
+
+
+def _session_draws(null: str, surrogates: object, ds: xr.Dataset) -> dict:
+    """Check the session-permutation draws of error and reward for ``ds``."""
+    if null != "session" or not isinstance(surrogates, dict):
+        raise ErrsigError(
+            "`null`='session' pairs the tuning changes with the behaviour of other "
+            "sessions and takes them as `surrogates`: this session's entry of "
+            "errsig.stats.session_permutation(datasets, ['error', 'reward']) from "
+            "three or more sessions; `surrogates` goes with null='session' only. "
+            "For one session use null='pseudosession'."
+        )
+    if not all(isinstance(surrogates.get(name), NullDraw) for name in NEEDED_DRAWS):
+        raise ErrsigError(
+            f"`surrogates` must hold NullDraws keyed {list(NEEDED_DRAWS)}; got keys "
+            f"{sorted(surrogates)}. Make them with session_permutation(datasets, "
+            "['error', 'reward'])."
+        )
+    trials = np.asarray(surrogates["error"].neural_trials)
+    contiguous = trials.size > 1 and np.all(np.diff(trials) == 1)
+    if not contiguous or trials[-1] >= ds.sizes["trial"]:
+        raise ErrsigError(
+            "`surrogates`: the trials aligned across sessions are not one "
+            "contiguous run of `ds` (the sessions differ in the length of a phase "
+            "before the last). Trim every session to common phase lengths with "
+            "ds.isel(trial=...) before tuning_drift and session_permutation."
+        )
+    observed = np.asarray(surrogates["reward"].observed, dtype=bool)
+    if not np.array_equal(observed, ds["reward"].values[trials].astype(bool)):
+        raise ErrsigError(
+            "`surrogates` were drawn for another session: their observed reward "
+            "differs from this dataset's. Pass this session's entry of "
+            "session_permutation."
+        )
+    return surrogates
 
 
 @dataclass(frozen=True)
