@@ -38,6 +38,32 @@ def test_s1_vector_error_units_found_at_their_latency():
     assert np.all(np.abs(onset - (planted + BIN / 2)) <= BIN + 1e-9)
 
 
+def test_s1_onset_bootstrap_intervals_hold_the_planted_latency():
+    dataset, truth = feedback_dataset("S1", 0, n_trials=600, n_units=30)
+    result = mutual_information(
+        dataset, "error", correction="cluster", n_perm=200, rng=1, n_boot=40
+    )
+    error_units = (truth["role"] == "vector_error").to_numpy()
+    planted = truth["error_latency"].to_numpy() + BIN / 2
+    low = result["onset_latency_low"].to_numpy()
+    high = result["onset_latency_high"].to_numpy()
+    inside = (low - 1e-9 <= planted) & (planted <= high + 1e-9)
+    assert inside[error_units].mean() >= 0.8
+    assert (high[error_units] - low[error_units] <= 4 * BIN + 1e-9).mean() >= 0.8
+    detected = result["onset_detected"].to_numpy()
+    assert detected[error_units].mean() >= 0.9
+    assert detected[~error_units].mean() <= 0.1
+
+    # the population estimate of PMd starts with its earliest error units
+    by_area = mutual_information(
+        dataset, "error", by="area", correction="cluster", n_perm=200, rng=1, n_boot=40
+    ).sel(area="PMd")
+    earliest = planted[error_units].min()
+    assert by_area["onset_latency_low"] - 1e-9 <= earliest + BIN
+    assert earliest - BIN <= by_area["onset_latency_high"] + 1e-9
+    assert by_area["onset_detected"] == 1.0
+
+
 def test_s3_outcome_units_found_and_not_called_error_units():
     dataset, truth = feedback_dataset("S3", 1, n_trials=600, n_units=30)
     outcome_units = (truth["role"] == "outcome").to_numpy()

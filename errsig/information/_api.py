@@ -49,6 +49,9 @@ TRIALS_PER_COMPONENT = 20
 #: Upper bound on the number of principal components per area.
 MAX_COMPONENTS = 10
 
+#: Surrogates each trial bootstrap of the onset latency is tested against.
+BOOTSTRAP_SURROGATES = 200
+
 
 @dataclass
 class _TrialVariable:
@@ -78,6 +81,7 @@ def mutual_information(
     bias: str = "panzeri-treves",
     k: int = 3,
     surrogates: object | None = None,
+    n_boot: int = 0,
 ) -> xr.Dataset:
     """Mutual information between neural activity and a trial variable, with tests.
 
@@ -147,6 +151,12 @@ def mutual_information(
         :func:`errsig.stats.session_permutation` (a dict when ``given``
         names behavioural variables drawn jointly with the target, keyed by
         name), made from the binned datasets of three or more sessions.
+    n_boot : int, default=0
+        Trial bootstraps for an interval on the onset latency (0: none). Each
+        resamples the trials with replacement, in the activity and in the
+        target and its first 200 surrogates alike, and repeats the test with
+        the same correction; the onsets of the bootstraps give the interval.
+        Each bootstrap costs about as much as 200 surrogates.
 
     Returns
     -------
@@ -157,8 +167,12 @@ def mutual_information(
         where a unit's counts do not vary, so MI is NaN); ``onset_latency``
         (per unit, or per area with ``by="area"``: the first significant time
         bin; per area from a per-unit result with
-        ``result.onset_latency.groupby("area").min()``). Attrs record every
-        parameter, the seed and ``p_floor``.
+        ``result.onset_latency.groupby("area").min()``). With ``n_boot``:
+        ``onset_latency_low`` and ``onset_latency_high`` (the central 95 % of
+        the bootstrap onsets, rounded outwards to bins; a bootstrap without an
+        onset counts as later than the window, so a bound beyond it is NaN) and
+        ``onset_detected`` (the fraction of bootstraps with an onset). Attrs
+        record every parameter, the seed and ``p_floor``.
 
     Raises
     ------
@@ -215,6 +229,7 @@ def mutual_information(
     _check_options(method, by, null, correction, alpha, bias, k, surrogates)
     givens = _check_given(given, target)
     n_perm = check_positive_int(n_perm, "n_perm")
+    n_boot = check_positive_int(n_boot, "n_boot", minimum=0)
     counts = _counts(ds)
     seed, generator = _seed(rng)
     null_stream, tie_stream = generator.spawn(2)
@@ -234,23 +249,25 @@ def mutual_information(
     if neural_trials is not None:
         counts = counts.isel(trial=neural_trials)
 
-    if method == "gcmi" and by is None:
-        draws, masked = _gcmi_units(
-            counts, target_variable, given_variable, ties, tie_stream, progress
-        )
-    elif method == "gcmi":
-        draws, masked, n_components = _gcmi_areas(
-            ds, counts, target_variable, given_variable, ties, tie_stream, progress
-        )
-    elif method == "binned":
-        draws, masked = _binned_units(counts, target_variable, bias, progress)
-    else:
-        draws, masked = _ksg_units(counts, target_variable, k, tie_stream, progress)
+    estimator = dict(method=method, by=by, ties=ties, bias=bias, k=k)
+    draws, masked, n_components = _estimate(
+        counts, target_variable, given_variable, estimator, tie_stream, progress
+    )
     _warn_masked(masked, by)
 
     observed, surrogates = draws[0], draws[1:]
     result = _test(observed, surrogates, correction, alpha)
     dataset = _package(counts, by, observed, surrogates, masked, result)
+    if n_boot:
+        onsets = _bootstrap_onsets(
+            counts,
+            target_variable,
+            given_variable,
+            estimator,
+            dict(correction=correction, alpha=alpha, n_boot=n_boot),
+            generator.spawn(1)[0],
+        )
+        dataset = _add_onset_intervals(dataset, onsets)
     dataset.attrs.update(
         method=method,
         target=target,
@@ -265,6 +282,7 @@ def mutual_information(
         ties=ties,
         bias_correction=_bias_label(method, bias),
         statistic_standardized=int(result.standardized),
+        n_boot=n_boot,
         **({"k": k} if method == "ksg" else {}),
         **({"n_components": n_components} if by == "area" else {}),
     )
@@ -310,8 +328,8 @@ def _check_options(
         )
     if null not in NULLS:
         raise ErrsigError(
-            f"`null` must be 'pseudosession', 'shuffle', 'circular_shift' or "
-            f"'linear_shift'; got {null!r}."
+            f"`null` must be 'pseudosession', 'shuffle', 'circular_shift', "
+            f"'linear_shift' or 'session'; got {null!r}."
         )
     if by not in (None, "area"):
         raise ErrsigError(f"`by` must be None or 'area'; got {by!r}.")
@@ -643,7 +661,6 @@ def _gaussian_mi(
 
 
 def _gcmi_areas(
-    ds: xr.Dataset,
     counts: xr.DataArray,
     target: _TrialVariable,
     given: _TrialVariable | None,
@@ -818,6 +835,91 @@ def _package(
         units="s", long_name="first significant time bin"
     )
     return dataset
+
+
+def _estimate(
+    counts: xr.DataArray,
+    target: _TrialVariable,
+    given: _TrialVariable | None,
+    estimator: dict,
+    rng: np.random.Generator,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """MI of every draw of the target: ``(n_draws, rows, time)``, masked, PCs."""
+    method, ties = estimator["method"], estimator["ties"]
+    if method == "gcmi" and estimator["by"] is None:
+        return (*_gcmi_units(counts, target, given, ties, rng, progress), None)
+    if method == "gcmi":
+        return _gcmi_areas(counts, target, given, ties, rng, progress)
+    if method == "binned":
+        return (*_binned_units(counts, target, estimator["bias"], progress), None)
+    return (*_ksg_units(counts, target, estimator["k"], rng, progress), None)
+
+
+def _bootstrap_onsets(
+    counts: xr.DataArray,
+    target: _TrialVariable,
+    given: _TrialVariable | None,
+    estimator: dict,
+    test: dict,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Onset latency of each row in each trial bootstrap, ``(n_boot, rows)``.
+
+    Each bootstrap resamples the trials of the activity and of every draw of
+    the target (observed and the first :data:`BOOTSTRAP_SURROGATES`
+    surrogates) alike and repeats the test: repeated trials inflate the MI of
+    the data and of the surrogates in the same way, so the test stays fair.
+    """
+    from errsig import stats
+
+    n_trials = counts.sizes["trial"]
+    n_draws = min(len(target.values), BOOTSTRAP_SURROGATES + 1)
+    time = counts["time"].values
+    tie_stream, resample_stream = rng.spawn(2)
+    onsets = []
+    for _ in range(test["n_boot"]):
+        trials = resample_stream.integers(0, n_trials, n_trials)
+        resampled_target = _TrialVariable(
+            target.name, target.values[:n_draws, trials], target.discrete
+        )
+        resampled_given = (
+            None
+            if given is None
+            else _TrialVariable(given.name, given.values[:n_draws, trials], False)
+        )
+        draws, _, _ = _estimate(
+            counts.isel(trial=trials),
+            resampled_target,
+            resampled_given,
+            estimator,
+            tie_stream,
+            False,
+        )
+        result = _test(draws[0], draws[1:], test["correction"], test["alpha"])
+        onsets.append(stats.onset_latency(result.significant, time))
+    return np.array(onsets)
+
+
+def _add_onset_intervals(dataset: xr.Dataset, onsets: np.ndarray) -> xr.Dataset:
+    """Add the central 95 % of the bootstrap onsets, and how often one exists."""
+    rows = dataset["onset_latency"].dims
+    detected = np.isfinite(onsets)
+    # A bootstrap without an onset counts as later than every bin of the window.
+    later_than_window = np.where(detected, onsets, np.inf)
+    low = np.quantile(later_than_window, 0.025, axis=0, method="lower")
+    high = np.quantile(later_than_window, 0.975, axis=0, method="higher")
+    low, high = (np.where(np.isinf(bound), np.nan, bound) for bound in (low, high))
+    attrs = {"units": "s"}
+    return dataset.assign(
+        onset_latency_low=(rows, low, {**attrs, "long_name": "2.5 % bootstrap"}),
+        onset_latency_high=(rows, high, {**attrs, "long_name": "97.5 % bootstrap"}),
+        onset_detected=(
+            rows,
+            detected.mean(axis=0),
+            {"long_name": "fraction of bootstraps with an onset"},
+        ),
+    )
 
 
 def _bias_label(method: str, bias: str) -> str:
