@@ -76,6 +76,9 @@ class AnalysisConfig:
         Surrogates for the decoding tests.
     n_perm_coupling : int, default=100
         Surrogates for the reward-coupling tests.
+    n_boot_onset : int, default=100
+        Trial bootstraps of the onset latency of each area's population
+        information (0 skips the interval).
     correction : str, default="maxstat"
         Multiple-comparison correction over units/areas and time.
     alpha : float, default=0.05
@@ -101,6 +104,7 @@ class AnalysisConfig:
     n_perm: int = 500
     n_perm_decoding: int = 100
     n_perm_coupling: int = 100
+    n_boot_onset: int = 100
     correction: str = "maxstat"
     alpha: float = 0.05
     drift_window: int = 40
@@ -356,6 +360,13 @@ def methods_paragraph(config: AnalysisConfig, session: Session) -> str:
             f"{config.correction} correction across units and time at "
             f"α = {config.alpha:g}."
         )
+        if config.n_boot_onset:
+            text.append(
+                "The onset latency of each area's information was the first "
+                "significant bin, with a 95% interval from "
+                f"{config.n_boot_onset} trial bootstraps, each tested against 200 "
+                "resampled surrogates."
+            )
         recorded = set(session.behavior)
         covariates = [
             label
@@ -471,7 +482,9 @@ def _information(ds: xr.Dataset, config: AnalysisConfig, rng, progress: bool) ->
         "information/error": dict(target="error", given=given),
         "information/error_magnitude": dict(target="error_magnitude"),
         "information/reward": dict(target="reward"),
-        "information/area_error": dict(target="error", by="area"),
+        "information/area_error": dict(
+            target="error", by="area", n_boot=config.n_boot_onset
+        ),
     }
     results = {}
     for (name, options), stream in zip(plan.items(), rng.spawn(len(plan)), strict=True):
