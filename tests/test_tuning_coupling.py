@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 import xarray as xr
+from scipy.stats import binom
 
 import errsig
 import sim
@@ -173,6 +174,28 @@ def test_reward_coupling_keeps_nominal_false_positive_rate_on_random_walks(
         assert np.nanmean(values <= 0.05) <= 0.10, name
     labels = np.concatenate(labels)
     assert np.mean(np.isin(labels, ["gradient", "reward_gated"])) <= 0.05
+
+
+def test_area_tests_keep_their_level_over_200_random_walk_sessions():
+    # 200 independent S7 sessions (drift unrelated to reward or error, errors
+    # decaying through the field): each area-level test, and the call of any
+    # unit as gradient or reward-gated, is a false positive at most 5 % of the
+    # time. The central 95 % of Binomial(200, 0.05) / 200 is [0.02, 0.08].
+    rejected = {"area_p_gradient": [], "area_p_gated": [], "area_p_reward": []}
+    labelled = []
+    for seed in range(200):
+        session = sim.simulate("S7", rng=seed, n_trials=300, n_units=6)
+        ds = _bin(session)
+        drift = tuning_drift(ds, method="filter", n_boot=0)
+        result = reward_coupling(drift, ds, n_perm=50, rng=seed)
+        for name in rejected:
+            rejected[name].append(bool((result[name] <= 0.05).any()))
+        labelled.append(np.isin(result["rule"], ["gradient", "reward_gated"]).any())
+
+    upper = binom.ppf(0.975, 200, 0.05) / 200
+    for name, values in rejected.items():
+        assert np.mean(values) <= upper, name
+    assert np.mean(labelled) <= upper
 
 
 def test_circular_shift_null_fails_on_the_same_random_walks(random_walk_sessions):
