@@ -64,6 +64,12 @@ def _axes(
     return figure, figure.add_subplot()
 
 
+def _event_name(result: xr.Dataset, default: str) -> str:
+    """Name the alignment event of a result in words ("feedback_time": "feedback")."""
+    event = str(result.attrs.get("align", default))
+    return event.removesuffix("_time").replace("_", " ")
+
+
 def _colour(index: int) -> str:
     return _CYCLE[index % len(_CYCLE)]
 
@@ -223,7 +229,7 @@ def plot_psth(
             label=str(group),
         )
     ax.axvline(0, color=PALETTE["black"], linewidth=0.5, linestyle=":")
-    ax.set_xlabel(f"time from {psth.attrs.get('align', 'event')} (s)")
+    ax.set_xlabel(f"time from {_event_name(psth, 'event')} (s)")
     ax.set_ylabel("firing rate (spikes/s)")
     area = f" ({psth['area'].sel(unit=unit).item()})" if "area" in psth.coords else ""
     ax.set_title(f"unit {unit}{area}", fontsize="medium")
@@ -383,7 +389,7 @@ def plot_information(result: xr.Dataset, *, ax: Axes | None = None) -> Figure:
             fraction = significant.groupby(area_of_unit).mean("unit")
         _by_area_over_time(ax, fraction.transpose("area", "time"), None)
         ax.set_ylabel("fraction of units with information")
-    ax.set_xlabel(f"time from {result.attrs.get('align', 'feedback')} (s)")
+    ax.set_xlabel(f"time from {_event_name(result, 'feedback')} (s)")
     ax.set_title(f"information about {target}", fontsize="medium")
     ax.legend(fontsize="small", frameon=False)
     return figure
@@ -431,9 +437,11 @@ def plot_decoding(result: xr.Dataset, *, ax: Axes | None = None) -> Figure:
         None if significant is None else significant.transpose("area", "time"),
     )
     metric = str(result.attrs.get("metric", "score")).split(" ")[0]
-    chance = 0.5 if metric in ("auc", "balanced_accuracy", "accuracy") else 0.0
+    chance = (
+        0.5 if metric in ("roc_auc", "auc", "balanced_accuracy", "accuracy") else 0.0
+    )
     ax.axhline(chance, color=PALETTE["black"], linewidth=0.5)
-    ax.set_xlabel(f"time from {result.attrs.get('align', 'feedback')} (s)")
+    ax.set_xlabel(f"time from {_event_name(result, 'feedback')} (s)")
     ax.set_ylabel(f"{metric} (held out)")
     target = str(result.attrs.get("target", "target")).replace("_", " ")
     ax.set_title(f"decoding {target}", fontsize="medium")
@@ -453,7 +461,8 @@ def plot_tuning(
     ----------
     drift : xarray.Dataset
         From :func:`errsig.tuning_drift`: ``preferred_direction`` (unit,
-        window) with ``_low``/``_high`` bounds and ``window_centre``.
+        window) with ``_low``/``_high`` bounds and ``window_centre``, or
+        (unit, trial) from ``method="filter"``.
     units : sequence, optional
         Unit ids to draw; the first four by default.
     ax : matplotlib.axes.Axes, optional
@@ -480,19 +489,26 @@ def plot_tuning(
     """
     figure, ax = _axes(ax)
     units = list(drift["unit"].to_numpy()[:4]) if units is None else list(units)
-    centre = (
-        drift["window_centre"].to_numpy()
-        if "window_centre" in drift.coords
-        else drift["window"].to_numpy()
-    )
+    by_trial = "trial" in drift["preferred_direction"].dims  # method="filter"
+    if by_trial:
+        centre = (
+            drift["trial_position"].to_numpy()
+            if "trial_position" in drift.coords
+            else np.arange(drift.sizes["trial"])
+        )
+    elif "window_centre" in drift.coords:
+        centre = drift["window_centre"].to_numpy()
+    else:
+        centre = drift["window"].to_numpy()
     for position, unit in enumerate(units):
         colour = _colour(position)
-        angle = np.degrees(
-            np.unwrap(drift["preferred_direction"].sel(unit=unit).to_numpy())
-        )
-        offset = angle - np.degrees(
-            drift["preferred_direction"].sel(unit=unit).to_numpy()
-        )
+        raw = drift["preferred_direction"].sel(unit=unit).to_numpy()
+        # Unwrap across the fitted windows only: a NaN (a fit that did not
+        # converge) would otherwise turn every later window NaN too.
+        fitted = np.isfinite(raw)
+        angle = np.full(raw.shape, np.nan)
+        angle[fitted] = np.degrees(np.unwrap(raw[fitted]))
+        offset = angle - np.degrees(raw)
         ax.plot(centre, angle, color=colour, label=f"unit {unit}")
         if "preferred_direction_low" in drift:
             low = (
@@ -504,7 +520,7 @@ def plot_tuning(
                 + offset
             )
             ax.fill_between(centre, low, high, color=colour, alpha=0.2, linewidth=0)
-    ax.set_xlabel("trial (window centre)")
+    ax.set_xlabel("trial" if by_trial else "trial (window centre)")
     ax.set_ylabel("preferred direction (deg)")
     ax.legend(fontsize="small", frameon=False)
     return figure
