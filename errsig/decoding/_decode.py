@@ -311,6 +311,7 @@ def decode(
             seed=seed,
             penalties=[float(value) for value in np.atleast_1d(penalties)],
             by=str(by),
+            **({"align": ds.attrs["align"]} if "align" in ds.attrs else {}),
         ),
         lag_is_scalar=isinstance(lags, numbers.Integral),
     )

@@ -284,6 +284,7 @@ def mutual_information(
         statistic_standardized=int(result.standardized),
         n_boot=n_boot,
         **({"k": k} if method == "ksg" else {}),
+        **({"align": ds.attrs["align"]} if "align" in ds.attrs else {}),
         **({"n_components": n_components} if by == "area" else {}),
     )
     if null == "shuffle":
