@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -64,3 +65,15 @@ def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"`{name}` must be at least {minimum}; got {value}.")
     return int(value)
+
+
+def give_default_permissions(path: str | os.PathLike) -> None:
+    """Give a file made by :func:`tempfile.mkstemp` the mode of an ordinary file.
+
+    ``mkstemp`` creates files readable by their owner only (0600); a result
+    moved into place from it would stay unreadable to the rest of a lab on a
+    shared server. This applies the usual ``0666`` less the process's umask.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

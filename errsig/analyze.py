@@ -25,7 +25,7 @@ import xarray as xr
 
 from errsig import behavior
 from errsig._exceptions import ColumnError, ErrsigError
-from errsig._validation import check_rng
+from errsig._validation import check_rng, give_default_permissions
 from errsig.binning import bin_trials
 from errsig.session import Session
 from errsig.summary import example_rasters, summarize_behavior, summarize_psth
@@ -308,6 +308,7 @@ def write_results(tree: xr.DataTree, path: str | os.PathLike) -> Path:
             temporary.rename(path)
         else:
             tree.to_netcdf(temporary, engine="h5netcdf")
+            give_default_permissions(temporary)
             os.replace(temporary, path)
     except BaseException:
         if temporary.is_dir():

@@ -1,5 +1,6 @@
 import html.parser
 import json
+import os
 
 import numpy as np
 import pytest
@@ -85,6 +86,15 @@ def test_interrupted_write_leaves_nothing(tree, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_results(tree, tmp_path / "results.nc")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_results_file_has_the_mode_of_an_ordinary_file(tree, tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = write_results(tree, tmp_path / "results.nc")
+    finally:
+        os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o644
 
 
 def test_missing_columns_stop_before_computing(small_mixed, monkeypatch):

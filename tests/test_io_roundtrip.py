@@ -176,6 +176,18 @@ def test_failed_write_leaves_no_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_written_file_has_the_mode_of_an_ordinary_file(tmp_path):
+    # the temporary file it is moved from is private (0600); the result must
+    # not be, or the rest of a lab cannot read it
+    umask = os.umask(0o022)
+    try:
+        path = tmp_path / "s.nwb"
+        write_nwb(random_session(np.random.default_rng(0)), path)
+    finally:
+        os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+
+
 def test_missing_folder_is_named(tmp_path):
     session = random_session(np.random.default_rng(0))
     with pytest.raises(ErrsigError, match="does not exist"):

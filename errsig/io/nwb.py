@@ -20,6 +20,7 @@ from typing import BinaryIO
 from pynwb import NWBHDF5IO
 
 from errsig._exceptions import ErrsigError
+from errsig._validation import give_default_permissions
 from errsig.io._columns import resolve_mapping
 from errsig.io._open import describe_source, open_nwb
 from errsig.io._read import read_session
@@ -180,6 +181,7 @@ def write_nwb(
     try:
         with NWBHDF5IO(temporary, mode="w") as io:
             io.write(nwbfile)
+        give_default_permissions(temporary)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
