@@ -153,12 +153,12 @@ def analyze_many(
     config = config or AnalysisConfig()
     if config.null == "session":
         raise ErrsigError(
-            "analyze_many cannot run null='session' yet: decoding, tuning and the "
-            "classification have no session-permutation null. Run the sessions with "
-            "the default null, and test information against other sessions' "
-            "behaviour with errsig.stats.session_permutation and "
-            "mutual_information(..., null='session', surrogates=...) "
-            "(docs/scale.md)."
+            "analyze_many cannot run null='session': it analyses each session "
+            "alone, while a session permutation pairs each session with the "
+            "others' behaviour (and the unit classification has no such null). "
+            "Run the sessions with the default null, or draw the surrogates with "
+            "errsig.stats.session_permutation and pass them as `surrogates` to "
+            "mutual_information, decode or reward_coupling (docs/scale.md)."
         )
     retries = int(retries)
 
@@ -408,6 +408,16 @@ def select_session(tree: xr.DataTree, session: int | str) -> xr.DataTree:
         )
     selected = xr.DataTree.from_dict(groups)
     selected.attrs.update(tree.attrs)
+    # the session's own record (file, identifier, methods paragraph), so that
+    # the selection reads as that session's own results
+    records = json.loads(selected.attrs.pop("sessions", "[]"))
+    if position < len(records):
+        record = records[position]
+        selected.attrs.update(
+            source=record["file"],
+            session_id=record["session_id"],
+            methods=record["methods"],
+        )
     return selected
 
 

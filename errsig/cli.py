@@ -83,7 +83,7 @@ def _build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser(
         "simulate", help="write a synthetic session with known ground truth"
     )
-    simulate.add_argument("scenario", help="S0 ... S7, mixed, or a descriptive alias")
+    simulate.add_argument("scenario", help="S0 ... S8, mixed, or a descriptive alias")
     simulate.add_argument("-o", "--output", required=True, help="NWB file to write")
     simulate.add_argument("--seed", type=int, default=None, help="random seed")
     simulate.add_argument("--n-trials", type=int, default=None)
@@ -139,6 +139,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("results", help="results file written by errsig analyze")
     report.add_argument("-o", "--output", required=True, help="report directory")
+    report.add_argument(
+        "--session",
+        default=None,
+        help="with the results of several sessions: the file (as given to "
+        "analyze) or the position of the session to report",
+    )
     report.set_defaults(run=_run_report)
     return parser
 
@@ -236,7 +242,10 @@ def _failed_files(tree: object) -> list[str]:
 def _run_report(args: argparse.Namespace) -> int:
     from errsig.report import write_report
 
-    index = write_report(args.results, args.output)
+    session = args.session
+    if session is not None and session.lstrip("-").isdigit():
+        session = int(session)
+    index = write_report(args.results, args.output, session=session)
     print(f"report: {index}")
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from errsig import plot
+from errsig._exceptions import ErrsigError
 
 __all__ = ["has_group", "write_report"]
 
@@ -148,10 +150,11 @@ FIGURES: list[_FigureSpec] = [
     _FigureSpec(
         "information",
         "Information",
-        "Mutual information about the error (given hand velocity and force), its "
-        "magnitude and the outcome: per area, the fraction of units with "
-        "significant information in each bin; top left, the population "
-        "information of each area (dots: significant; dashed: onset latency).",
+        "Mutual information about the error (given the movement recorded with "
+        "the session, see Methods), its magnitude and the outcome: per area, the "
+        "fraction of units with significant information in each bin; top left, "
+        "the population information of each area (dots: significant; dashed: "
+        "onset latency).",
         ("information",),
         _information_figures,
     ),
@@ -189,6 +192,7 @@ def write_report(
     output: str | os.PathLike,
     *,
     formats: tuple[str, ...] = ("png", "pdf"),
+    session: int | str | None = None,
 ) -> Path:
     """Write the HTML report of an analysed session.
 
@@ -202,13 +206,27 @@ def write_report(
         interrupted run leaves the previous report intact.
     formats : tuple of str, default=("png", "pdf")
         File formats each figure is also saved in.
+    session : int or str, optional
+        For the results of several sessions (``errsig analyze A.nwb B.nwb``):
+        the session to report, by position or by its file path as given
+        (:func:`errsig.batch.select_session`).
 
     Returns
     -------
     pathlib.Path
         The path of ``index.html``.
+
+    Raises
+    ------
+    ErrsigError
+        For the results of several sessions without ``session``.
     """
     tree = _open_results(results)
+    if session is not None:
+        from errsig.batch import select_session
+
+        tree = select_session(tree, session)
+    _check_one_session(tree, results)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
@@ -222,6 +240,19 @@ def write_report(
         raise
     logger.info("report written to %s", output / "index.html")
     return output / "index.html"
+
+
+def _check_one_session(tree: xr.DataTree, results: object) -> None:
+    """Refuse a tree of several sessions, naming them and how to choose one."""
+    if "sessions" not in tree.attrs:
+        return
+    files = [record["file"] for record in json.loads(tree.attrs["sessions"])]
+    source = "the results" if isinstance(results, xr.DataTree) else str(results)
+    raise ErrsigError(
+        f"{source} hold {len(files)} sessions ({', '.join(files)}); a report "
+        "draws one. Choose it with `session=` (on the command line, --session "
+        "FILE or --session POSITION)."
+    )
 
 
 def _open_results(results: str | os.PathLike | xr.DataTree) -> xr.DataTree:
@@ -331,20 +362,17 @@ def _summary_rows(tree: xr.DataTree) -> tuple[list[str], list[list[str]]]:
         classes = tree["classification"].to_dataset()
         for area in classes["area"].to_numpy():
             counts = classes["area_count"].sel(area=area)
-            for label in ("vector_error", "error_magnitude", "outcome", "kinematic"):
+            for label in classes["label_name"].to_numpy().astype(str):
                 cell(
                     str(area),
                     label.replace("_", " "),
                     str(int(counts.sel(label_name=label))),
                 )
     if has_group(tree, "information/area_error"):
-        latency = tree["information/area_error"].to_dataset().get("onset_latency")
-        if latency is not None and latency.dims == ("area",):
-            for area, value in zip(
-                latency["area"].to_numpy(), latency.to_numpy(), strict=True
-            ):
-                text = "n.s." if not np.isfinite(value) else f"{1000 * value:.0f} ms"
-                cell(str(area), "error onset", text)
+        information = tree["information/area_error"].to_dataset()
+        if information["onset_latency"].dims == ("area",):
+            for area in information["area"].to_numpy():
+                cell(str(area), "error onset", _onset_text(information, area))
     if "decoding" in tree:
         for name in tree["decoding"].children:
             result = tree["decoding"][name].to_dataset()
@@ -371,6 +399,22 @@ def _summary_rows(tree: xr.DataTree) -> tuple[list[str], list[list[str]]]:
         for area, values in rows.items()
     ]
     return columns, table
+
+
+def _onset_text(result: xr.Dataset, area: object) -> str:
+    """Onset in ms, with its bootstrap interval where the result has one."""
+    value = float(result["onset_latency"].sel(area=area))
+    if not np.isfinite(value):
+        return "n.s."
+    text = f"{1000 * value:.0f} ms"
+    if "onset_latency_low" not in result:
+        return text
+    bounds = [
+        float(result[name].sel(area=area))
+        for name in ("onset_latency_low", "onset_latency_high")
+    ]
+    low, high = (f"{1000 * b:.0f}" if np.isfinite(b) else "…" for b in bounds)
+    return f"{text} ({low}–{high})"
 
 
 def _render_table(columns: list[str], rows: list[list[str]]) -> str:

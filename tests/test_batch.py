@@ -2,6 +2,7 @@ import dataclasses
 import functools
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from errsig.cli import main
 from errsig.decoding import decode
 from errsig.information import mutual_information
 from errsig.io import read_nwb, write_nwb
+from errsig.report import write_report
 from errsig.stats import session_permutation
 
 dask = pytest.importorskip("dask")
@@ -154,7 +156,7 @@ def test_bad_paths():
         analyze_many([])
     with pytest.raises(ErrsigError, match="more than once"):
         analyze_many(["a.nwb", "a.nwb"])
-    with pytest.raises(ErrsigError, match="cannot run null='session' yet"):
+    with pytest.raises(ErrsigError, match="cannot run null='session'"):
         analyze_many(["a.nwb"], config=INFORMATION.replace(null="session"))
 
 
@@ -193,6 +195,28 @@ def test_cli_several_files(client, paths, tmp_path):
         select_session(back, 1)["information/reward"].to_dataset(),
         alone["information/reward"].to_dataset(),
     )
+
+
+def test_report_of_several_sessions_draws_the_one_asked_for(
+    client, paths, tmp_path, capsys
+):
+    output = tmp_path / "results.nc"
+    assert _cli_information(paths, output, client.scheduler.address) == 0
+
+    with pytest.raises(ErrsigError, match=r"hold 3 sessions .*--session"):
+        write_report(output, tmp_path / "report")
+    assert not (tmp_path / "report").exists()
+
+    status = main(
+        ["report", str(output), "-o", str(tmp_path / "report"), "--session", "1"]
+    )
+    assert status == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    alone = analyze_session(
+        read_nwb(paths[1]), AnalysisConfig(steps=("information",), n_perm=20, seed=7)
+    )
+    assert Path(paths[1]).name in page
+    assert alone.attrs["methods"].split(".")[0] in page
 
 
 def test_cli_partial_failure_exit_status(client, paths, tmp_path, capsys):
