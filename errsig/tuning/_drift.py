@@ -482,8 +482,8 @@ def _block_changes(
     above = (valid & (unwrapped >= 0)).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         p_value = np.minimum(1.0, 2 * (1 + np.minimum(below, above)) / (1 + n_valid))
-        low = np.nanpercentile(unwrapped, 2.5, axis=1)
-        high = np.nanpercentile(unwrapped, 97.5, axis=1)
+        low = _nan_percentile(unwrapped, 2.5, axis=1)
+        high = _nan_percentile(unwrapped, 97.5, axis=1)
     p_value = np.where(np.isfinite(change) & (n_valid > 0), p_value, np.nan)
     p_value[0] = np.nan
     dims = ("block", "unit")
