@@ -260,8 +260,8 @@ def _count_by_trial_lookup(
 
 
 def _unit_chunks(session: Session, bins_per_unit: int) -> list[tuple[int, int]]:
-    """Split units into runs of at most ~2 M spikes and ~16 M count cells."""
-    max_spikes, max_cells = 2**21, 2**24
+    """Split units into runs of at most ~0.5 M spikes and ~2 M count cells."""
+    max_spikes, max_cells = 2**19, 2**21
     chunks, first = [], 0
     while first < session.n_units:
         spike_budget = session.spike_starts[first] + max_spikes
