@@ -106,6 +106,25 @@ def test_dandi_000128_preset_reads_success(tmp_path):
     ]
 
 
+def test_dandi_000688_preset_reads_result_codes_and_target_direction(tmp_path):
+    # the 000688 trials columns (Perich/Miller centre-out): R/A/F/I results and
+    # target_dir, here in radians, which the preset's "auto" rule keeps
+    trials = {
+        "start_time": [0.0, 1.0, 2.0, 3.0],
+        "stop_time": [1.0, 2.0, 3.0, 4.0],
+        "target_on_time": [0.1, 1.1, 2.1, 3.1],
+        "go_cue_time": [0.3, 1.3, 2.3, 3.3],
+        "result": ["R", "F", "A", "R"],
+        "target_dir": [0.0, np.pi / 2, np.pi, 3 * np.pi / 2],
+        "target_id": [0, 2, 4, 6],
+    }
+    path = write_with_trials(tmp_path, trials)
+    read = read_nwb(path, columns="dandi-000688").trials
+    np.testing.assert_allclose(read["target_angle"], trials["target_dir"])
+    assert list(read["reward"]) == [True, False, False, True]
+    np.testing.assert_array_equal(read["go_cue_time"], trials["go_cue_time"])
+
+
 def test_presets_name_only_known_errsig_columns():
     errsig_names = {"phase", "reward", "target_angle", "error_x", "error_y"}
     for mapping in PRESETS.values():

@@ -14,7 +14,7 @@ from errsig._exceptions import ErrsigWarning
 from errsig.io._columns import resolve_mapping
 from errsig.io._open import describe_source, open_nwb
 from errsig.io._read import read_session
-from errsig.io._units import NoAreaError
+from errsig.io._units import NoAreaError, NoUnitsError
 from errsig.session import ANALYSIS_REQUIREMENTS, Session
 
 __all__ = ["describe_nwb"]
@@ -90,6 +90,8 @@ def describe_nwb(
         warnings.simplefilter("always", ErrsigWarning)
         try:
             session = read_session(io, nwbfile, name, mapping, area)
+        except NoUnitsError as error:
+            return "\n".join(_without_units(nwbfile, name, str(error)))
         except NoAreaError as error:
             area_problem = str(error)
             session = read_session(io, nwbfile, name, mapping, _UNKNOWN_AREA)
@@ -108,6 +110,20 @@ def describe_nwb(
         lines += ["", "Repairs made on reading:", *(f"  - {r}" for r in repairs)]
     lines += ["", *_missing_lines(session)]
     return "\n".join(lines)
+
+
+def _without_units(nwbfile: object, name: str, problem: str) -> list[str]:
+    """Describe a file with no units table: what it holds instead."""
+    lines = [*_header(nwbfile, name), "", f"Units: none. {problem}"]
+    for label, group in (
+        ("Interval tables", nwbfile.intervals),
+        ("Acquisition", nwbfile.acquisition),
+        ("Processing modules", nwbfile.processing),
+    ):
+        names = ", ".join(sorted(group)) if group else "none"
+        lines.append(f"{label}: {names}")
+    lines += ["", "Analyses: none can run without units (spike times)."]
+    return lines
 
 
 def _header(nwbfile: object, name: str) -> list[str]:

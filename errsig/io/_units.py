@@ -48,6 +48,10 @@ class NoAreaError(NWBReadError):
     """No brain area could be found for some unit (``errsig info`` reports it)."""
 
 
+class NoUnitsError(NWBReadError):
+    """The file has no units table (``errsig info`` still describes the rest)."""
+
+
 def find_units_table(io: NWBHDF5IO, nwbfile: NWBFile, name: str) -> Units:
     """Return ``/units``, else the first Units table anywhere else in the file."""
     if nwbfile.units is not None:
@@ -60,7 +64,7 @@ def find_units_table(io: NWBHDF5IO, nwbfile: NWBFile, name: str) -> Units:
             path = builder.path.removeprefix("root") if builder else container.name
             found.append((path, container))
     if not found:
-        raise NWBReadError(
+        raise NoUnitsError(
             f"{name} has no units table (no /units and no Units table elsewhere), "
             "so there are no spike times to analyse. errsig needs sorted units."
         )
