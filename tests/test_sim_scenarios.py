@@ -334,3 +334,39 @@ def test_drift_scenarios_wire_the_session_into_the_rules(name):
         assert np.std(step) == pytest.approx(rate[0, 0], rel=0.1)
         assert abs(np.corrcoef(step.mean(axis=0), reward)[0, 1]) < 0.25
     assert (units.loc[units["drift_rule"] == "stable", "drift_rate"] == 0).all()
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenario_is_deterministic_and_passes_nwbinspector(name, tmp_path):
+    from nwbinspector import Importance, inspect_nwbfile
+
+    from errsig.io import write_nwb
+
+    first = sim.simulate(name, rng=3, n_units=10, n_trials=24)
+    assert first.equals(sim.simulate(name, rng=3, n_units=10, n_trials=24))
+    assert not first.equals(sim.simulate(name, rng=4, n_units=10, n_trials=24))
+
+    path = tmp_path / f"{name}.nwb"
+    write_nwb(first, path)
+    serious = {Importance.CRITICAL, Importance.BEST_PRACTICE_VIOLATION}
+    messages = list(inspect_nwbfile(nwbfile_path=str(path)))
+    assert [m.message for m in messages if m.importance in serious] == []
+
+
+def test_simulate_command_writes_the_scenario(tmp_path, capsys):
+    from errsig.cli import main
+    from errsig.io import read_nwb
+
+    path = tmp_path / "s3.nwb"
+    arguments = ["simulate", "outcome", "-o", str(path), "--seed", "2"]
+    status = main([*arguments, "--n-units", "6", "--n-trials", "40", "--no-progress"])
+
+    assert status == 0
+    written = read_nwb(path)
+    assert written.meta["truth"]["scenario"] == "S3"
+    assert written.equals(sim.simulate("S3", rng=2, n_units=6, n_trials=40))
+
+    status = main(["simulate", "S99", "-o", str(tmp_path / "x.nwb"), "--no-progress"])
+    assert status == 2
+    assert "S99" in capsys.readouterr().err
+    assert not (tmp_path / "x.nwb").exists()
