@@ -135,3 +135,47 @@ def test_outcome_decoding_is_calibrated_without_drift():
 
     n_rejected = int(np.sum(np.asarray(p_values) <= LEVEL))
     assert binomtest(n_rejected, N_SEEDS, LEVEL).pvalue > 0.001, n_rejected
+
+
+def test_family_wise_false_positives_on_s0():
+    """The simulator's null scenario, as for mutual information.
+
+    S0 has no error or outcome coding; its shared slow latent is made slower
+    and stronger than the default so that drifting units and the decaying error
+    magnitude trend together within 120 trials. Default folds and null: the
+    nominal rate. Shuffled K-fold with a trial shuffle: inflated.
+    """
+    import errsig
+    import sim
+
+    rejected = {"default": 0, "shuffled": 0}
+    for seed in range(N_SEEDS):
+        session = sim.simulate(
+            "S0",
+            rng=seed,
+            n_trials=120,
+            n_units=4,
+            slow_correlation=0.99,
+            slow_variance=2.0,
+            global_loading=(0.4, 0.6),
+        )
+        session.behavior.clear()
+        ds = errsig.bin_trials(
+            session, align="feedback_time", window=(0.0, 0.2), bin_size=0.1
+        )
+        default = decode(ds, "error_magnitude", n_perm=99, rng=seed)
+        shuffled = decode(
+            ds,
+            "error_magnitude",
+            cv=KFold(5, shuffle=True, random_state=seed),
+            null="shuffle",
+            n_perm=99,
+            rng=seed,
+        )
+        rejected["default"] += family_rejected(default)
+        rejected["shuffled"] += family_rejected(shuffled)
+
+    # the central 95% of Binomial(200, 0.05) / 200 is [0.02, 0.08]
+    assert 0.02 <= rejected["default"] / N_SEEDS <= 0.08
+    assert binomtest(rejected["shuffled"], N_SEEDS, LEVEL).pvalue < 1e-4
+    assert rejected["shuffled"] > rejected["default"]
