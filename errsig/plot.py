@@ -345,9 +345,10 @@ def plot_information(result: xr.Dataset, *, ax: Axes | None = None) -> Figure:
     ----------
     result : xarray.Dataset
         From :func:`errsig.mutual_information`. With an ``area`` dimension
-        (``by="area"``) the population MI of each area is drawn; per-unit
-        results are drawn as the fraction of each area's units with
-        significant information in each bin.
+        (``by="area"``) the population MI of each area is drawn, with each
+        area's onset latency (dashed) and its bootstrap interval (shaded, with
+        ``n_boot``); per-unit results are drawn as the fraction of each area's
+        units with significant information in each bin.
     ax : matplotlib.axes.Axes, optional
         Where to draw.
 
@@ -375,11 +376,7 @@ def plot_information(result: xr.Dataset, *, ax: Axes | None = None) -> Figure:
         _by_area_over_time(ax, result["mi"], result.get("significant"))
         ax.set_ylabel("information (bits)")
         if "onset_latency" in result and result["onset_latency"].dims == ("area",):
-            for position, latency in enumerate(result["onset_latency"].to_numpy()):
-                if np.isfinite(latency):
-                    ax.axvline(
-                        latency, color=_colour(position), linestyle="--", linewidth=0.8
-                    )
+            _draw_onsets(ax, result)
     else:
         area_of_unit = result["area"] if "area" in result.coords else None
         significant = result["significant"].astype(float)
@@ -393,6 +390,26 @@ def plot_information(result: xr.Dataset, *, ax: Axes | None = None) -> Figure:
     ax.set_title(f"information about {target}", fontsize="medium")
     ax.legend(fontsize="small", frameon=False)
     return figure
+
+
+def _draw_onsets(ax: Axes, result: xr.Dataset) -> None:
+    """Dashed onset latency of each area, over its bootstrap interval if any."""
+    half_bin = float(np.diff(result["time"].to_numpy()).min()) / 2
+    for position, area in enumerate(result["area"].to_numpy()):
+        latency = float(result["onset_latency"].sel(area=area))
+        if not np.isfinite(latency):
+            continue
+        colour = _colour(position)
+        ax.axvline(latency, color=colour, linestyle="--", linewidth=0.8)
+        if "onset_latency_low" not in result:
+            continue
+        low = float(result["onset_latency_low"].sel(area=area))
+        high = float(result["onset_latency_high"].sel(area=area))
+        if np.isfinite(low) and np.isfinite(high):
+            # bins, not points: the interval covers its first and last bins
+            ax.axvspan(
+                low - half_bin, high + half_bin, color=colour, alpha=0.12, linewidth=0
+            )
 
 
 def plot_decoding(result: xr.Dataset, *, ax: Axes | None = None) -> Figure:

@@ -12,6 +12,7 @@ import zlib
 import matplotlib.image
 import numpy as np
 import pytest
+import xarray as xr
 from matplotlib.figure import Figure
 
 import sim
@@ -309,3 +310,27 @@ def _pdf_path_operators(content):
             text = stream
         count += len(re.findall(rb"\s[ml]\s", text))
     return count
+
+
+def test_information_shades_the_onset_interval():
+    result = xr.Dataset(
+        {
+            "mi": (("area", "time"), [[0.0, 0.1, 0.3, 0.2], [0.0, 0.0, 0.0, 0.0]]),
+            "significant": (
+                ("area", "time"),
+                [[False, True, True, True], [False, False, False, False]],
+            ),
+            "onset_latency": ("area", [0.15, np.nan]),
+            "onset_latency_low": ("area", [0.05, np.nan]),
+            "onset_latency_high": ("area", [0.15, np.nan]),
+        },
+        coords={"area": ["PMd", "M1"], "time": [0.05, 0.15, 0.25, 0.35]},
+        attrs={"target": "error", "align": "feedback_time"},
+    )
+    figure = Figure()
+    ax = figure.add_subplot()
+    plot.plot_information(result, ax=ax)
+
+    (band,) = ax.patches  # M1 has no onset, so no band
+    left, right = band.get_x(), band.get_x() + band.get_width()
+    np.testing.assert_allclose([left, right], [0.0, 0.2], atol=1e-12)
