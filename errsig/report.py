@@ -154,7 +154,7 @@ FIGURES: list[_FigureSpec] = [
         "the session, see Methods), its magnitude and the outcome: per area, the "
         "fraction of units with significant information in each bin; top left, "
         "the population information of each area (dots: significant; dashed: "
-        "onset latency).",
+        "onset latency; shaded: its 95% bootstrap interval).",
         ("information",),
         _information_figures,
     ),
