@@ -305,3 +305,39 @@ def test_ksg_matches_scikit_learn_on_standardised_data(rho):
     )[0]
     ours = ksg_mi(samples[:, 0], samples[:, 1], k=3, rng=0)
     np.testing.assert_allclose(ours, reference / np.log(2), rtol=1e-10)
+
+
+def test_fused_class_moments_equal_the_numpy_path():
+    # the compiled one-pass kernel of discrete_mi, its Python source and the
+    # general numpy path (per-class moments, then the weighted log-variances)
+    rng = np.random.default_rng(3)
+    n_classes, n_chunk, n_tests, n_trials = 3, 5, 7, 60
+    x = rng.normal(size=(n_trials, n_tests))
+    codes = rng.integers(0, n_classes, (n_chunk, n_trials))
+    sums = np.stack(
+        [
+            np.stack([(codes == k) @ x, (codes == k) @ x**2], axis=1)
+            for k in range(n_classes)
+        ]
+    )
+    totals = np.stack([x.sum(axis=0), (x**2).sum(axis=0)])
+    sizes = np.stack([(codes == k).sum(axis=1) for k in range(n_classes)]) * 1.0
+    weights = sizes / n_trials
+
+    reference = np.einsum(
+        "ks,kst->st",
+        weights,
+        _engine._class_half_logdet(sums, sizes, 1, [(0, 0)]),
+    )
+    hidden = sums.copy()
+    hidden[-1] = np.nan  # the last class comes from the totals
+    np.testing.assert_allclose(
+        _engine._weighted_class_half_logvar(hidden, totals, sizes, weights),
+        reference,
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        _engine._weighted_class_half_logvar_python(hidden, totals, sizes, weights),
+        reference,
+        rtol=1e-12,
+    )

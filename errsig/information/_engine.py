@@ -40,6 +40,15 @@ logger = logging.getLogger(__name__)
 #: Bytes of projection output computed at once; bounds the engine's memory.
 CHUNK_BYTES = 32 * 2**20
 
+try:  # numba fuses the per-class moments into one pass; numpy does it otherwise
+    from numba import njit as _numba_njit
+    from numba import prange as _prange
+
+    _jit = _numba_njit(cache=True, nogil=True, parallel=True)
+except ImportError:  # pragma: no cover - numba is a dependency
+    _jit = None
+    _prange = range
+
 
 def unit_norm_columns(normalised: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centre and scale each column of (n_trials, n_tests) to unit norm.
@@ -211,14 +220,26 @@ def discrete_mi(
     ]
     mi = np.empty((n_surrogates, n_tests))
 
+    fused = _jit is not None and neural_dims == 1
     for start, stop in _chunks(n_surrogates, flat.shape[1] * n_classes, progress):
         sums = np.empty((n_classes, stop - start, n_features, n_tests))
         for k, indicator in enumerate(indicators):
-            sums[k] = (indicator[:, start:stop].T @ flat).reshape(sums.shape[1:])
-        sums[-1] = totals - sums[:-1].sum(axis=0)
+            np.matmul(
+                indicator[:, start:stop].T, flat, out=sums[k].reshape(stop - start, -1)
+            )
         sizes = safe_sizes[:, start:stop]
-        conditional = _class_half_logdet(sums, sizes, neural_dims, pairs)
-        weighted = np.einsum("ks,kst->st", weights[:, start:stop], conditional)
+        if fused:
+            # contiguous, so that numba compiles (and caches) one signature only
+            weighted = _weighted_class_half_logvar(
+                sums,
+                np.ascontiguousarray(totals),
+                np.ascontiguousarray(sizes),
+                np.ascontiguousarray(weights[:, start:stop]),
+            )
+        else:
+            sums[-1] = totals - sums[:-1].sum(axis=0)
+            conditional = _class_half_logdet(sums, sizes, neural_dims, pairs)
+            weighted = np.einsum("ks,kst->st", weights[:, start:stop], conditional)
         mi[start:stop] = (pooled - weighted - bias[start:stop, None]) / LN2
     mi[too_small] = np.nan
     return mi
@@ -260,6 +281,46 @@ def _class_half_logdet(
         )
         covariance[..., a, b] = covariance[..., b, a] = value
     return 0.5 * _logdet(covariance)
+
+
+def _weighted_class_half_logvar_python(
+    sums: np.ndarray, totals: np.ndarray, sizes: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """Σ_k w_k · ½ log var_k of a 1-D neural variable, in one pass per test.
+
+    ``sums`` is (n_classes, n_chunk, 2, n_tests), the first and second moments
+    of every class but the last (whose slot is ignored: its moments are the
+    ``totals`` (2, n_tests) less the others'); ``sizes`` and ``weights`` are
+    (n_classes, n_chunk). The same arithmetic as :func:`_class_half_logdet`
+    followed by the weighting, without the temporaries.
+    """
+    n_classes, n_chunk, _, n_tests = sums.shape
+    weighted = np.empty((n_chunk, n_tests))
+    for surrogate in _prange(n_chunk):
+        for test in range(n_tests):
+            rest_first = totals[0, test]
+            rest_second = totals[1, test]
+            total = 0.0
+            for k in range(n_classes):
+                if k < n_classes - 1:
+                    first = sums[k, surrogate, 0, test]
+                    second = sums[k, surrogate, 1, test]
+                    rest_first -= first
+                    rest_second -= second
+                else:
+                    first, second = rest_first, rest_second
+                size = sizes[k, surrogate]
+                variance = (second - first * first / size) / (size - 1.0)
+                total += weights[k, surrogate] * 0.5 * np.log(variance)
+            weighted[surrogate, test] = total
+    return weighted
+
+
+_weighted_class_half_logvar = (
+    _jit(_weighted_class_half_logvar_python)
+    if _jit is not None
+    else _weighted_class_half_logvar_python
+)
 
 
 def _logdet(matrices: np.ndarray) -> np.ndarray:
