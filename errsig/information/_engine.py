@@ -42,12 +42,13 @@ CHUNK_BYTES = 32 * 2**20
 
 try:  # numba fuses the per-class moments into one pass; numpy does it otherwise
     from numba import njit as _numba_njit
-    from numba import prange as _prange
 
-    _jit = _numba_njit(cache=True, nogil=True, parallel=True)
+    # Serial on purpose: numba's default threading layer aborts the process when
+    # parallel kernels are launched from several threads at once (a threaded
+    # dask worker, say); BLAS threads already share the products.
+    _jit = _numba_njit(cache=True, nogil=True)
 except ImportError:  # pragma: no cover - numba is a dependency
     _jit = None
-    _prange = range
 
 
 def unit_norm_columns(normalised: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -296,7 +297,7 @@ def _weighted_class_half_logvar_python(
     """
     n_classes, n_chunk, _, n_tests = sums.shape
     weighted = np.empty((n_chunk, n_tests))
-    for surrogate in _prange(n_chunk):
+    for surrogate in range(n_chunk):
         for test in range(n_tests):
             rest_first = totals[0, test]
             rest_second = totals[1, test]
