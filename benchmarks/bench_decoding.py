@@ -32,7 +32,7 @@ from sklearn.model_selection import cross_val_predict, permutation_test_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from errsig.decoding import DEFAULT_ALPHAS, blocked_folds, decode
+from errsig.decoding import DEFAULT_PENALTIES, blocked_folds, decode
 
 
 def make_dataset(rng, n_units, n_trials, n_bins):
@@ -56,7 +56,7 @@ def make_dataset(rng, n_units, n_trials, n_bins):
 
 
 def pipeline():
-    return make_pipeline(StandardScaler(), RidgeCV(alphas=DEFAULT_ALPHAS))
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=DEFAULT_PENALTIES))
 
 
 def main():
@@ -75,7 +75,7 @@ def main():
     counts = ds["counts"].values.astype(np.float64)
     print(
         f"{n_units} units × {n_trials} trials × {n_bins} bins, 5 blocked folds, "
-        f"{len(DEFAULT_ALPHAS)} penalties, {n_perm} permutations"
+        f"{len(DEFAULT_PENALTIES)} penalties, {n_perm} permutations"
     )
 
     # Interleave the two in chunks of bins, so that load from other processes

@@ -7,7 +7,7 @@ structure of learning. :func:`decode_unit_curve` gives the score against the
 number of units sampled. See ``docs/decoding.md``.
 """
 
-from errsig.decoding._decode import DEFAULT_ALPHAS, decode, decode_unit_curve
+from errsig.decoding._decode import DEFAULT_PENALTIES, decode, decode_unit_curve
 from errsig.decoding._folds import blocked_folds
 
-__all__ = ["DEFAULT_ALPHAS", "blocked_folds", "decode", "decode_unit_curve"]
+__all__ = ["DEFAULT_PENALTIES", "blocked_folds", "decode", "decode_unit_curve"]

@@ -16,7 +16,7 @@ from errsig._exceptions import ErrsigError
 from errsig._validation import check_positive_int
 from errsig.decoding import _inputs
 from errsig.decoding._folds import check_folds
-from errsig.decoding._inputs import DEFAULT_ALPHAS
+from errsig.decoding._inputs import DEFAULT_PENALTIES
 from errsig.decoding._linear import (
     logistic_cv_predict,
     ridge_cv_predict,
@@ -24,7 +24,7 @@ from errsig.decoding._linear import (
 )
 from errsig.decoding._metrics import classification_scores, regression_scores
 
-__all__ = ["DEFAULT_ALPHAS", "decode", "decode_unit_curve"]
+__all__ = ["DEFAULT_PENALTIES", "decode", "decode_unit_curve"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def decode(
         Significance level at which ``significant`` is set (family-wise for
         ``maxstat`` and ``cluster``, false-discovery rate for ``fdr``).
     penalties : float or sequence of float, optional
-        Ridge: the penalties searched (default :data:`DEFAULT_ALPHAS`; one value
+        Ridge: the penalties searched (default :data:`DEFAULT_PENALTIES`; one value
         fixes the penalty). Logistic: one penalty ``α = 1 / C`` (default 1).
     rng : None, int or numpy.random.Generator, optional
         Seed or generator for the surrogates.

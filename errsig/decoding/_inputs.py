@@ -20,8 +20,8 @@ from errsig._validation import check_positive_int, check_rng
 
 __all__ = [
     "CORRECTIONS",
-    "DEFAULT_ALPHAS",
     "DEFAULT_LOGISTIC_ALPHA",
+    "DEFAULT_PENALTIES",
     "NULLS",
     "Target",
     "check_classes",
@@ -42,7 +42,7 @@ __all__ = [
 
 #: Ridge penalties searched by default (on standardised features): 13 values,
 #: half a decade apart, from 0.1 to 100 000.
-DEFAULT_ALPHAS = np.logspace(-1, 5, 13)
+DEFAULT_PENALTIES = np.logspace(-1, 5, 13)
 
 #: Penalty of the logistic decoder when none is given (scikit-learn's C = 1).
 DEFAULT_LOGISTIC_ALPHA = 1.0
@@ -309,7 +309,7 @@ def check_penalties(penalties: object, model_name: str) -> np.ndarray:
     if penalties is None:
         if model_name == "logistic":
             return np.array([DEFAULT_LOGISTIC_ALPHA])
-        return DEFAULT_ALPHAS.copy()
+        return DEFAULT_PENALTIES.copy()
     values = np.atleast_1d(np.asarray(penalties, dtype=np.float64))
     if values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise ErrsigError(
