@@ -16,6 +16,7 @@ from sklearn.model_selection import KFold
 
 from errsig.decoding import decode
 from errsig.stats import draw_pseudosessions
+from tests._null_sessions import drifting_null_dataset
 
 N_SEEDS = 200
 N_TRIALS = 150
@@ -145,24 +146,9 @@ def test_family_wise_false_positives_on_s0():
     magnitude trend together within 120 trials. Default folds and null: the
     nominal rate. Shuffled K-fold with a trial shuffle: inflated.
     """
-    import errsig
-    import sim
-
     rejected = {"default": 0, "shuffled": 0}
     for seed in range(N_SEEDS):
-        session = sim.simulate(
-            "S0",
-            rng=seed,
-            n_trials=120,
-            n_units=4,
-            slow_correlation=0.99,
-            slow_variance=2.0,
-            global_loading=(0.4, 0.6),
-        )
-        session.behavior.clear()
-        ds = errsig.bin_trials(
-            session, align="feedback_time", window=(0.0, 0.2), bin_size=0.1
-        )
+        ds = drifting_null_dataset(seed)
         default = decode(ds, "error_magnitude", n_perm=99, rng=seed)
         shuffled = decode(
             ds,

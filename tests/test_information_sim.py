@@ -7,6 +7,7 @@ from scipy.stats import binom
 
 import errsig
 from errsig.information import mutual_information
+from tests._null_sessions import drifting_null_dataset
 
 sim = pytest.importorskip("sim")
 
@@ -154,19 +155,7 @@ def test_family_wise_false_positives_on_s0():
     """
     false_positives = {"pseudosession": 0, "shuffle": 0}
     for seed in range(N_SEEDS):
-        session = sim.simulate(
-            "S0",
-            rng=seed,
-            n_trials=120,
-            n_units=4,
-            slow_correlation=0.99,
-            slow_variance=2.0,
-            global_loading=(0.4, 0.6),
-        )
-        session.behavior.clear()
-        dataset = errsig.bin_trials(
-            session, align="feedback_time", window=(0.0, 0.2), bin_size=0.1
-        )
+        dataset = drifting_null_dataset(seed)
         for null in false_positives:
             result = mutual_information(
                 dataset, "error_magnitude", null=null, n_perm=100, rng=seed
