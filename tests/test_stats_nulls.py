@@ -1,5 +1,7 @@
 """Surrogate nulls (errsig.stats.null_targets) and pseudosessions."""
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -152,7 +154,10 @@ def test_linear_shift_false_positive_rate_with_a_stationary_target():
     rejected = []
     for series, values in zip(neural, target, strict=True):
         ds = xr.Dataset(coords={"trial": np.arange(n_trials), "v": ("trial", values)})
-        draw = null_targets(ds, "v", 40, null="linear_shift")
+        with warnings.catch_warnings():
+            # the stationarity check is itself a test: ~1 % of white targets
+            warnings.simplefilter("ignore", NullAssumptionWarning)
+            draw = null_targets(ds, "v", 40, null="linear_shift")
         window = series[draw.neural_trials]
         observed = correlations(window, draw.observed)
         null = correlations(window, draw.values)
@@ -160,6 +165,24 @@ def test_linear_shift_false_positive_rate_with_a_stationary_target():
         rejected.append(p <= ALPHA)
     low, high = stats.binom.interval(0.95, n_reps, ALPHA)
     assert low / n_reps <= np.mean(rejected) <= high / n_reps
+
+
+def test_linear_shift_warns_for_a_learning_curve_not_for_white_noise():
+    rng = np.random.default_rng(4)
+    trials = np.arange(200)
+    decaying = 0.02 * np.exp(-trials / 40) + 0.002 * rng.normal(size=200)
+    ds = xr.Dataset(
+        coords={
+            "trial": trials,
+            "learning_curve": ("trial", decaying),
+            "white": ("trial", rng.normal(size=200)),
+        }
+    )
+    with pytest.warns(NullAssumptionWarning, match=r"learning_curve \(KPSS p"):
+        null_targets(ds, "learning_curve", 20, null="linear_shift")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NullAssumptionWarning)
+        null_targets(ds, "white", 20, null="linear_shift")
 
 
 def test_pseudosession_redraws_other_targets_from_their_values(session):

@@ -347,6 +347,7 @@ def _linear_shift(
             f"in the window; ask for at most {n_trials // 2} surrogates (the "
             "window keeps at least half the trials)."
         )
+    _warn_if_trending(observed, chronological)
     magnitudes = np.repeat(np.arange(1, max_shift + 1), 2)
     shifts = (magnitudes * np.tile([1, -1], max_shift))[:n_surrogates]
     steps = np.arange(max_shift, n_trials - max_shift)
@@ -361,6 +362,43 @@ def _linear_shift(
         )
         for name, values in observed.items()
     }
+
+
+def _warn_if_trending(
+    observed: dict[str, np.ndarray], chronological: np.ndarray
+) -> None:
+    """Warn when a target of the linear-shift null is not stationary (KPSS)."""
+    from statsmodels.tools.sm_exceptions import InterpolationWarning
+    from statsmodels.tsa.stattools import kpss
+
+    trending = []
+    for name, values in observed.items():
+        series = np.asarray(values)[chronological]
+        if series.dtype.kind not in "biuf":
+            continue
+        columns = series.reshape(len(series), -1).astype(np.float64)
+        for column in columns.T:
+            if np.ptp(column) == 0 or not np.isfinite(column).all():
+                continue
+            with warnings.catch_warnings():
+                # p is tabulated on [0.01, 0.1]; beyond it the bound is returned.
+                # FutureWarning: statsmodels will return a result object
+                warnings.simplefilter("ignore", InterpolationWarning)
+                warnings.simplefilter("ignore", FutureWarning)
+                result = kpss(column, regression="c", nlags="auto")
+            p_value = result.pvalue if hasattr(result, "pvalue") else result[1]
+            if p_value <= 0.01:
+                trending.append(f"{name} (KPSS p = {p_value:.2g})")
+                break
+    if trending:
+        warnings.warn(
+            "the linear-shift null is valid only if the target or the neural data "
+            f"is stationary over the trials, and {', '.join(trending)} is not; "
+            "unless the neural data are, it can give false positives (Harris "
+            "2020). Detrend the target, or prefer null='pseudosession'.",
+            NullAssumptionWarning,
+            stacklevel=4,
+        )
 
 
 def _rotate_to_targets(
