@@ -21,7 +21,7 @@ Five measurements, printed as tables (docs/scale.md quotes them):
 Times are the best of two runs after one warm-up call.
 
 Run: ``.venv/bin/python benchmarks/bench_scale.py [--quick]``; ``--quick``
-uses smaller sizes; the full run took 3.5 minutes on 2 cores.
+uses smaller sizes; the full run took 3.3 minutes on 2 cores.
 """
 
 from __future__ import annotations
