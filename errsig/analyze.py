@@ -429,7 +429,7 @@ def _check_columns(session: Session, config: AnalysisConfig) -> None:
             f"{list(config.steps)} need; its trial columns are "
             f"{list(session.trials.columns)}. Map the file's own names with "
             "--columns (a preset name, or a JSON/TOML file such as "
-            '{"reward": "outcome"}), or choose fewer analyses with --steps.'
+            '{"reward": "outcome"}); `errsig info` lists what the file has.'
         )
 
 
