@@ -34,6 +34,8 @@ def bin_trials(
     align: str = "feedback_time",
     window: tuple[float, float] = (-0.2, 0.8),
     bin_size: float = 0.02,
+    *,
+    dtype: str | type = "int32",
 ) -> xr.Dataset:
     """Count spikes in time bins around an event on every trial.
 
@@ -49,11 +51,20 @@ def bin_trials(
     bin_size : float, default=0.02
         Bin width in seconds; it must divide the window into a whole number of
         bins.
+    dtype : {"int32", "smallest"}, default="int32"
+        Integer type of ``counts``. ``"smallest"`` stores them in the smallest
+        signed type that holds the largest count (int8 when no bin holds more
+        than 127 spikes, as with 20-ms bins of single units, else int16 or
+        int32): a quarter of the memory of int32 for a big session. Small
+        integer types overflow silently in integer arithmetic (``counts ** 2``
+        wraps past 127 in int8), so convert with ``.astype(float)`` before
+        computing with them; every errsig analysis does.
 
     Returns
     -------
     xarray.Dataset
-        ``counts`` (trial, unit, time) as int32, ``error`` (trial, component)
+        ``counts`` (trial, unit, time) as int32 (or the type ``dtype`` picks),
+        ``error`` (trial, component)
         where the trials carry ``error_x``/``error_y``, ``kinematics`` (hand
         velocity) and ``force`` (trial, time, component) where the session has
         that behaviour, and the coordinates described in the module docstring.
@@ -87,13 +98,14 @@ def bin_trials(
     [[[1, 1], [0, 0]], [[0, 1], [1, 0]]]
     """
     start, stop, n_bins = _check_window(window, bin_size)
+    smallest = _check_dtype(dtype)
     trials = _aligned_trials(session, align)
     event_times = trials[align].to_numpy(dtype=np.float64)
 
     relative_edges = start + bin_size * np.arange(n_bins + 1)
     relative_edges[-1] = stop
     edges = event_times[:, None] + relative_edges[None, :]
-    counts = _count_spikes(session, edges)
+    counts = _count_spikes(session, edges, smallest)
 
     centres = (relative_edges[:-1] + relative_edges[1:]) / 2
     dataset = xr.Dataset(
@@ -201,17 +213,49 @@ def _aligned_trials(session: Session, align: str) -> pd.DataFrame:
     return trials
 
 
-def _count_spikes(session: Session, edges: np.ndarray) -> np.ndarray:
-    """Spike counts (trial, unit, bin) with numpy.histogram's edge convention."""
+#: Count types ``dtype="smallest"`` chooses from, smallest first.
+COUNT_TYPES = (np.int8, np.int16, np.int32)
+
+
+def _check_dtype(dtype: str | type) -> bool:
+    """Return whether counts are stored in the smallest type that fits."""
+    if isinstance(dtype, str) and dtype == "smallest":
+        return True
+    try:
+        if np.dtype(dtype) == np.int32:
+            return False
+    except TypeError:
+        pass
+    raise ErrsigError(
+        f"`dtype` must be 'int32' or 'smallest'; got {dtype!r}. Convert afterwards "
+        "with ds['counts'].astype(...) for another type."
+    )
+
+
+def _fitting_counts(counts: np.ndarray, largest: int) -> np.ndarray:
+    """Return ``counts``, converted to a wider type if ``largest`` overflows it."""
+    if largest <= np.iinfo(counts.dtype).max:
+        return counts
+    wider = [kind for kind in COUNT_TYPES if largest <= np.iinfo(kind).max]
+    return counts.astype(wider[0] if wider else np.int64)
+
+
+def _count_spikes(session: Session, edges: np.ndarray, smallest: bool) -> np.ndarray:
+    """Spike counts (trial, unit, bin) with numpy.histogram's edge convention.
+
+    With ``smallest``, the array starts as int8 and is widened only when a
+    chunk of units holds a count that does not fit.
+    """
+    dtype = COUNT_TYPES[0] if smallest else np.int32
     order = np.argsort(edges[:, 0], kind="stable")
     starts, stops = edges[order, 0], edges[order, -1]
     if np.all(starts[1:] > stops[:-1]):
-        return _count_by_trial_lookup(session, edges, order)
-    return _count_by_edge_search(session, edges)
+        return _count_by_trial_lookup(session, edges, order, dtype)
+    return _count_by_edge_search(session, edges, dtype)
 
 
 def _count_by_trial_lookup(
-    session: Session, edges: np.ndarray, order: np.ndarray
+    session: Session, edges: np.ndarray, order: np.ndarray, dtype: type
 ) -> np.ndarray:
     """Count when trial windows do not overlap, touching only in-window spikes.
 
@@ -221,7 +265,7 @@ def _count_by_trial_lookup(
     equals :func:`numpy.histogram` bit for bit.
     """
     n_trials, n_bins = edges.shape[0], edges.shape[1] - 1
-    counts = np.empty((n_trials, session.n_units, n_bins), dtype=np.int32)
+    counts = np.empty((n_trials, session.n_units, n_bins), dtype=dtype)
     window_starts, window_stops = edges[order, 0], edges[order, -1]
     flat_edges = edges.ravel()
     bin_size = (edges[0, -1] - edges[0, 0]) / n_bins
@@ -253,6 +297,7 @@ def _count_by_trial_lookup(
 
         flat = (np.repeat(run_owner, lengths) * n_trials + trial) * n_bins + bin_index
         per_unit = np.bincount(flat, minlength=(last - first) * n_trials * n_bins)
+        counts = _fitting_counts(counts, int(per_unit.max(initial=0)))
         counts[:, first:last, :] = per_unit.reshape(
             last - first, n_trials, n_bins
         ).transpose(1, 0, 2)
@@ -273,12 +318,14 @@ def _unit_chunks(session: Session, bins_per_unit: int) -> list[tuple[int, int]]:
     return chunks
 
 
-def _count_by_edge_search(session: Session, edges: np.ndarray) -> np.ndarray:
+def _count_by_edge_search(
+    session: Session, edges: np.ndarray, dtype: type
+) -> np.ndarray:
     """Count for overlapping windows: a binary search of every edge per unit."""
     n_trials, n_edges = edges.shape
     flat_edges = edges.ravel()
     last_edges = edges[:, -1]
-    counts = np.empty((n_trials, session.n_units, n_edges - 1), dtype=np.int32)
+    counts = np.empty((n_trials, session.n_units, n_edges - 1), dtype=dtype)
     starts, stops = session.spike_starts, session.spike_index
     for position in range(session.n_units):
         spikes = session.spike_times[starts[position] : stops[position]]
@@ -287,7 +334,9 @@ def _count_by_edge_search(session: Session, edges: np.ndarray) -> np.ndarray:
         )
         # The last bin is closed on the right, as in numpy.histogram.
         cumulative[:, -1] = np.searchsorted(spikes, last_edges, side="right")
-        counts[:, position, :] = np.diff(cumulative, axis=1)
+        unit_counts = np.diff(cumulative, axis=1)
+        counts = _fitting_counts(counts, int(unit_counts.max(initial=0)))
+        counts[:, position, :] = unit_counts
     return counts
 
 

@@ -143,3 +143,50 @@ def test_many_units_span_several_chunks():
     np.testing.assert_array_equal(
         ds["counts"].values, reference_counts(session, "go", (0.0, 1.0), 0.1)
     )
+
+
+@pytest.mark.parametrize("window", [(0.0, 1.0), (-1.0, 2.5)])
+def test_smallest_dtype_widens_when_a_later_unit_overflows_it(window):
+    # Units 0-1 fit in int8; unit 2 has 200 spikes in one bin (int16), unit 3
+    # 40,000 (int32).
+    rng = np.random.default_rng(8)
+    events = np.arange(1.0, 20.0, 2.0)
+    trains = [np.sort(rng.uniform(0, 21, 30)), np.sort(rng.uniform(0, 21, 300))]
+    trains.append(np.sort(np.r_[rng.uniform(0, 21, 50), np.full(200, 5.05)]))
+    trains.append(np.sort(np.r_[rng.uniform(0, 21, 50), np.full(40_000, 9.05)]))
+    session = Session.from_spike_trains(
+        trains,
+        units=pd.DataFrame({"area": ["M1"] * len(trains)}),
+        trials=pd.DataFrame(
+            {"start_time": events, "stop_time": events + 1, "go": events}
+        ),
+    )
+    expected = reference_counts(session, "go", window, 0.1)
+    compact = bin_trials(
+        session, align="go", window=window, bin_size=0.1, dtype="smallest"
+    )
+    assert compact["counts"].dtype == np.int32
+    np.testing.assert_array_equal(compact["counts"].values, expected)
+
+    first_three = bin_trials(
+        session.select(units=session.units.index[:3]),
+        align="go",
+        window=window,
+        bin_size=0.1,
+        dtype="smallest",
+    )
+    assert first_three["counts"].dtype == np.int16
+    np.testing.assert_array_equal(first_three["counts"].values, expected[:, :3])
+
+
+def test_smallest_dtype_is_int8_for_sparse_counts(small_session):
+    compact = bin_trials(small_session, dtype="smallest")
+    assert compact["counts"].dtype == np.int8
+    np.testing.assert_array_equal(
+        compact["counts"].values, bin_trials(small_session)["counts"].values
+    )
+
+
+def test_unknown_count_dtype_is_an_error(small_session):
+    with pytest.raises(ErrsigError, match="`dtype` must be 'int32' or 'smallest'"):
+        bin_trials(small_session, dtype="float64")
