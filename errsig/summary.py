@@ -120,6 +120,10 @@ def summarize_behavior(
     return summary
 
 
+#: Bytes of float64 rates :func:`summarize_psth` holds at a time.
+RATE_CHUNK_BYTES = 64 * 2**20
+
+
 def summarize_psth(ds: xr.Dataset) -> xr.Dataset:
     """Mean firing rate of every unit split by outcome and by error direction.
 
@@ -151,7 +155,8 @@ def summarize_psth(ds: xr.Dataset) -> xr.Dataset:
     >>> summarize_psth(ds)["rate_by_outcome"].sel(outcome="rewarded").values
     array([[50., 50.]])
     """
-    rates = ds["counts"].astype(np.float64) / float(ds.attrs["bin_size"])
+    counts = ds["counts"].transpose("trial", "unit", "time")
+    bin_size = float(ds.attrs["bin_size"])
     summary = xr.Dataset(
         coords={"time": ds["time"]}, attrs={"align": ds.attrs.get("align", "event")}
     )
@@ -162,7 +167,9 @@ def summarize_psth(ds: xr.Dataset) -> xr.Dataset:
         outcome = np.where(
             ds["reward"].to_numpy().astype(bool), "rewarded", "unrewarded"
         )
-        grouped = _group_mean(rates, outcome, ["rewarded", "unrewarded"], "outcome")
+        grouped = _group_mean(
+            counts, bin_size, outcome, ["rewarded", "unrewarded"], "outcome"
+        )
         summary["rate_by_outcome"], summary["n_trials_by_outcome"] = grouped
 
     if "error" in ds:
@@ -177,7 +184,7 @@ def summarize_psth(ds: xr.Dataset) -> xr.Dataset:
             for k in range(ERROR_DIRECTIONS)
         ]
         names = np.array(labels)[sector.astype(int)]
-        grouped = _group_mean(rates, names, labels, "error_direction")
+        grouped = _group_mean(counts, bin_size, names, labels, "error_direction")
         summary["rate_by_error_direction"], summary["n_trials_by_error_direction"] = (
             grouped
         )
@@ -249,19 +256,34 @@ def example_rasters(
 
 
 def _group_mean(
-    rates: xr.DataArray, labels: np.ndarray, order: list[str], dim: str
+    counts: xr.DataArray,
+    bin_size: float,
+    labels: np.ndarray,
+    order: list[str],
+    dim: str,
 ) -> tuple[xr.DataArray, xr.DataArray]:
-    values = rates.transpose("trial", "unit", "time").to_numpy()
-    means = np.full((values.shape[1], len(order), values.shape[2]), np.nan)
-    counts = np.zeros(len(order), dtype=np.int64)
-    for position, label in enumerate(order):
-        chosen = labels == label
-        counts[position] = int(chosen.sum())
-        if counts[position]:
-            means[:, position, :] = values[chosen].mean(axis=0)
+    """Mean rate (unit, group, time) of the trials of each label, and their number.
+
+    Units are converted to rates a chunk at a time, so a big session's counts
+    (int8 from ``bin_trials(..., dtype="smallest")``) are never all floats.
+    """
+    values = counts.values
+    n_trials, n_units, n_time = values.shape
+    means = np.full((n_units, len(order), n_time), np.nan)
+    chosen = [labels == label for label in order]
+    sizes = np.array([int(rows.sum()) for rows in chosen], dtype=np.int64)
+    units_per_chunk = max(1, RATE_CHUNK_BYTES // (8 * n_trials * max(n_time, 1)))
+
+    for first in range(0, n_units, units_per_chunk):
+        last = min(first + units_per_chunk, n_units)
+        rates = values[:, first:last].astype(np.float64) / bin_size
+        for position, rows in enumerate(chosen):
+            if sizes[position]:
+                means[first:last, position, :] = rates[rows].mean(axis=0)
+
     mean = xr.DataArray(
         means,
         dims=("unit", dim, "time"),
-        coords={"unit": rates["unit"], dim: order, "time": rates["time"]},
+        coords={"unit": counts["unit"], dim: order, "time": counts["time"]},
     )
-    return mean, xr.DataArray(counts, dims=(dim,), coords={dim: order})
+    return mean, xr.DataArray(sizes, dims=(dim,), coords={dim: order})

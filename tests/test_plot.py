@@ -51,6 +51,20 @@ def test_psth_summary_matches_direct_means(binned):
     assert int(psth["n_trials_by_error_direction"].sum()) == binned.sizes["trial"]
 
 
+def test_psth_summary_is_the_same_in_unit_chunks_and_small_integers(
+    binned, monkeypatch
+):
+    import xarray as xr
+
+    from errsig import summary
+
+    whole = summarize_psth(binned)
+    compact = binned.assign(counts=binned["counts"].astype(np.int8))
+    one_unit = 8 * binned.sizes["trial"] * binned.sizes["time"]
+    monkeypatch.setattr(summary, "RATE_CHUNK_BYTES", one_unit)
+    xr.testing.assert_identical(summarize_psth(compact), whole)
+
+
 def test_rasters_hold_the_spikes_in_the_window(small_session, binned):
     unit = small_session.units.index[0]
     rasters = example_rasters(small_session, binned, [unit])
