@@ -275,9 +275,14 @@ def test_chunked_counts_give_the_same_information():
     assert lazy["counts"].chunksizes["unit"] == (3, 3, 1)
     xr.testing.assert_identical(lazy.compute(), eager)
 
-    for target in ("error", "reward"):
-        alone = mutual_information(eager, target, n_perm=20, rng=3)
-        chunked = mutual_information(lazy, target, n_perm=20, rng=3)
+    for options in (
+        dict(target="error"),
+        dict(target="reward"),
+        dict(target="error_magnitude", ties="random"),
+        dict(target="error", by="area"),
+    ):
+        alone = mutual_information(eager, n_perm=20, rng=3, **options)
+        chunked = mutual_information(lazy, n_perm=20, rng=3, **options)
         xr.testing.assert_identical(chunked, alone)
 
 

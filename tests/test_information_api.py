@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from errsig import (
     ColumnError,
@@ -75,6 +76,32 @@ def test_result_records_how_it_was_made(planted):
         planted, "error", n_perm=49, null="shuffle", correction="fdr", rng=3
     )
     np.testing.assert_array_equal(result["p"].values, again["p"].values)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(target="error", given="kinematics"),
+        dict(target="reward"),
+        dict(target="error_magnitude", ties="random"),
+        dict(target="error", by="area", n_boot=3),
+        dict(target="reward", by="area"),
+    ],
+)
+def test_small_chunks_and_small_integers_give_the_same_numbers(
+    planted, options, monkeypatch
+):
+    from errsig.information import _api
+
+    kinematics = np.random.default_rng(5).normal(size=(200, 5, 2))
+    data = planted.assign(kinematics=(("trial", "time", "component"), kinematics))
+    whole = mutual_information(data, n_perm=19, rng=4, **options)
+    compact = data.assign(counts=data["counts"].astype(np.int8))
+    # one unit (per-unit tests) or one bin of one area (area tests) per chunk
+    monkeypatch.setattr(_api, "UNIT_CHUNK_BYTES", 1)
+    xr.testing.assert_identical(
+        mutual_information(compact, n_perm=19, rng=4, **options), whole
+    )
 
 
 def test_population_by_area(planted):

@@ -49,6 +49,10 @@ TRIALS_PER_COMPONENT = 20
 #: Upper bound on the number of principal components per area.
 MAX_COMPONENTS = 10
 
+#: Bytes of float64 counts the GCMI normalises at a time (per-unit tests: a run
+#: of units; area tests: a few bins of one area), so memory stays bounded.
+UNIT_CHUNK_BYTES = 32 * 2**20
+
 #: Surrogates each trial bootstrap of the onset latency is tested against.
 BOOTSTRAP_SURROGATES = 200
 
@@ -594,52 +598,68 @@ def _gcmi_units(
 ) -> tuple[np.ndarray, np.ndarray]:
     """GCMI of every unit in every bin: (n_draws, n_units, n_time) and the mask.
 
-    Counts backed by a chunked (dask) array are loaded and normalised one chunk
-    of units at a time, so memory grows with the chunk, not the session; the
-    numbers are the same (with ``ties="average"``) since every unit × bin is
-    normalised on its own.
+    Units are normalised and tested a chunk at a time — the chunks of a dask
+    array (:func:`errsig.batch.bin_trials_chunked`), or runs of units holding
+    :data:`UNIT_CHUNK_BYTES` of float64 counts — so that memory grows with the
+    chunk, not the session. Every unit × bin is normalised on its own and the
+    tie-breaking draws run through the units in order, so the numbers do not
+    depend on the chunking.
     """
-    if counts.chunks is not None:
-        parts = []
-        stop = 0
-        for size in counts.chunksizes["unit"]:
-            chunk = counts.isel(unit=slice(stop, stop + size))
-            stop += size
-            loaded = chunk.compute(scheduler="synchronous")
-            parts.append(_gcmi_units(loaded, target, given, ties, rng, progress))
-        return (
-            np.concatenate([mi for mi, _ in parts], axis=1),
-            np.concatenate([masked for _, masked in parts], axis=0),
-        )
-
     n_trials, n_units, n_time = counts.shape
-    normalised = copnorm(counts.values.reshape(n_trials, -1), ties=ties, rng=rng)
-    neural, constant = _engine.unit_norm_columns(normalised)
+    if counts.chunks is not None:
+        sizes = list(counts.chunksizes["unit"])
+    else:
+        per_chunk = max(1, UNIT_CHUNK_BYTES // (8 * n_trials * max(n_time, 1)))
+        sizes = [min(per_chunk, n_units - s) for s in range(0, n_units, per_chunk)]
+    prepared = _prepare_target(target, given)
 
-    mi = _gaussian_mi(neural, target, given, 1, progress)
-    mi = mi.reshape(len(mi), n_units, n_time)
-    masked = constant.reshape(n_units, n_time)
+    mi = np.empty((prepared.n_draws, n_units, n_time))
+    masked = np.empty((n_units, n_time), dtype=bool)
+    first = 0
+    for size in _progress_chunks(sizes, progress):
+        chunk = counts.isel(unit=slice(first, first + size))
+        if chunk.chunks is not None:
+            chunk = chunk.compute(scheduler="synchronous")
+        values = chunk.values.reshape(n_trials, -1)
+        normalised = copnorm(values, ties=ties, rng=rng)
+        neural, constant = _engine.unit_norm_columns(normalised)
+        del normalised
+        chunk_mi = _gaussian_mi(neural, prepared, 1, progress and len(sizes) == 1)
+        mi[:, first : first + size] = chunk_mi.reshape(-1, size, n_time)
+        masked[first : first + size] = constant.reshape(size, n_time)
+        first += size
     mi[:, masked] = np.nan
     return mi, masked
 
 
-def _gaussian_mi(
-    neural: np.ndarray,
-    target: _TrialVariable,
-    given: _TrialVariable | None,
-    neural_dims: int,
-    progress: bool,
-) -> np.ndarray:
-    """Engine dispatch; ``neural`` columns are ordered (test, dim)."""
+def _progress_chunks(sizes: list[int], progress: bool) -> Sequence[int]:
+    """Return the chunk sizes, behind a progress bar when there are several."""
+    if not progress or len(sizes) == 1:
+        return sizes
+    from tqdm.auto import tqdm
+
+    return tqdm(sizes, desc="unit chunks", unit="chunk")
+
+
+@dataclass
+class _PreparedTarget:
+    """What every chunk of neural columns is tested against, computed once."""
+
+    n_draws: int
+    codes: np.ndarray | None = None  # discrete: (n_draws, n_trials) class codes
+    n_classes: int = 0
+    basis: np.ndarray | None = None  # continuous: orthonormal [given, target]
+    degenerate: np.ndarray | None = None
+    n_given: int = 0
+
+
+def _prepare_target(
+    target: _TrialVariable, given: _TrialVariable | None
+) -> _PreparedTarget:
+    """Class codes, or the orthonormal basis of given and target, per draw."""
     if target.discrete:
         codes, n_classes = _class_codes(target)
-        return _engine.discrete_mi(
-            neural,
-            codes,
-            n_classes=n_classes,
-            neural_dims=neural_dims,
-            progress=progress,
-        )
+        return _PreparedTarget(len(target.values), codes=codes, n_classes=n_classes)
 
     normalised_target = _normalised_target(target)
     given_values = None
@@ -650,14 +670,37 @@ def _gaussian_mi(
     basis, degenerate = _engine.orthonormal_target_basis(
         normalised_target, given_values
     )
+    return _PreparedTarget(
+        len(target.values),
+        basis=basis,
+        degenerate=degenerate,
+        n_given=0 if given is None else given.values.shape[-1],
+    )
+
+
+def _gaussian_mi(
+    neural: np.ndarray,
+    prepared: _PreparedTarget,
+    neural_dims: int,
+    progress: bool,
+) -> np.ndarray:
+    """Engine dispatch; ``neural`` columns are ordered (test, dim)."""
+    if prepared.codes is not None:
+        return _engine.discrete_mi(
+            neural,
+            prepared.codes,
+            n_classes=prepared.n_classes,
+            neural_dims=neural_dims,
+            progress=progress,
+        )
     mi = _engine.continuous_mi(
         neural,
-        basis,
-        n_given=0 if given is None else given.values.shape[-1],
+        prepared.basis,
+        n_given=prepared.n_given,
         neural_dims=neural_dims,
         progress=progress,
     )
-    mi[degenerate] = np.nan
+    mi[prepared.degenerate] = np.nan
     return mi
 
 
@@ -669,25 +712,27 @@ def _gcmi_areas(
     rng: np.random.Generator,
     progress: bool,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Estimate population GCMI per area and bin on leading components."""
+    """Estimate population GCMI per area and bin on leading components.
+
+    Each area's units are normalised a few bins at a time (as many as fit in
+    :data:`UNIT_CHUNK_BYTES` of float64), so memory does not grow with the
+    session; with ``ties="average"`` the numbers do not depend on the chunking.
+    """
     if "area" not in counts.coords:
         raise ColumnError(
             "by='area' needs an `area` coordinate on the unit dimension of `ds`."
         )
-    n_trials, n_units, n_time = counts.shape
-    normalised = copnorm(counts.values.reshape(n_trials, -1), ties=ties, rng=rng)
-    neural, constant = _engine.unit_norm_columns(normalised)
-    neural = neural.reshape(n_trials, n_units, n_time)
-    constant = constant.reshape(n_units, n_time)
+    n_trials, _, n_time = counts.shape
     areas = np.unique(counts["area"].values.astype(str))
     max_components = max(1, min(MAX_COMPONENTS, n_trials // TRIALS_PER_COMPONENT))
+    prepared = _prepare_target(target, given)
 
-    mi = np.full((len(target.values), len(areas), n_time), np.nan)
+    mi = np.full((prepared.n_draws, len(areas), n_time), np.nan)
     masked = np.zeros((len(areas), n_time), dtype=bool)
     for area_index, area in enumerate(areas):
-        members = counts["area"].values.astype(str) == area
+        members = np.flatnonzero(counts["area"].values.astype(str) == area)
         components = _area_components(
-            neural[:, members], constant[members], max_components
+            counts.isel(unit=members), ties, rng, max_components
         )
         masked[area_index] = np.array([c is None for c in components])
         widths = {c.shape[1] for c in components if c is not None}
@@ -698,24 +743,35 @@ def _gcmi_areas(
                 if c is not None and c.shape[1] == width
             ]
             stacked = np.concatenate([components[t] for t in bins], axis=1)
-            values = _gaussian_mi(stacked, target, given, width, progress)
+            values = _gaussian_mi(stacked, prepared, width, progress)
             mi[:, area_index, bins] = values
     return mi, masked, max_components
 
 
 def _area_components(
-    neural: np.ndarray, constant: np.ndarray, max_components: int
+    counts: xr.DataArray, ties: Ties, rng: np.random.Generator, max_components: int
 ) -> list[np.ndarray | None]:
     """Orthonormal leading principal components of each bin (None if none)."""
+    n_trials, n_units, n_time = counts.shape
+    per_group = max(1, UNIT_CHUNK_BYTES // (8 * n_trials * max(n_units, 1)))
     components = []
-    for time_index in range(neural.shape[2]):
-        active = neural[:, ~constant[:, time_index], time_index]
-        if active.shape[1] == 0:
-            components.append(None)
-            continue
-        left, singular, _ = np.linalg.svd(active, full_matrices=False)
-        rank = int((singular > 1e-10 * singular[0]).sum())
-        components.append(left[:, : min(rank, max_components)])
+    for first in range(0, n_time, per_group):
+        group = counts.isel(time=slice(first, first + per_group))
+        if group.chunks is not None:
+            group = group.compute(scheduler="synchronous")
+        n_bins = group.sizes["time"]
+        normalised = copnorm(group.values.reshape(n_trials, -1), ties=ties, rng=rng)
+        neural, constant = _engine.unit_norm_columns(normalised)
+        neural = neural.reshape(n_trials, n_units, n_bins)
+        constant = constant.reshape(n_units, n_bins)
+        for time_index in range(n_bins):
+            active = neural[:, ~constant[:, time_index], time_index]
+            if active.shape[1] == 0:
+                components.append(None)
+                continue
+            left, singular, _ = np.linalg.svd(active, full_matrices=False)
+            rank = int((singular > 1e-10 * singular[0]).sum())
+            components.append(left[:, : min(rank, max_components)])
     return components
 
 
