@@ -213,12 +213,30 @@ def _window_sums(ds: xr.Dataset, window: Sequence[float], n_parts: int) -> xr.Da
     n_parts = min(n_parts, len(times))
     part = np.minimum((np.arange(len(times)) * n_parts) // len(times), n_parts - 1)
     centres = [float(times[part == k].mean()) for k in range(n_parts)]
-    counts = ds["counts"].isel(time=inside)
-    counts = counts.assign_coords(time=("time", part)).groupby("time").sum()
+    counts = ds["counts"].transpose("trial", "unit", "time")
+    bins = np.flatnonzero(inside)
+    # Summed sub-window by sub-window in int64, whatever the counts' type (int8
+    # counts would overflow if summed in their own type).
+    sums = np.stack(
+        [
+            counts.values[:, :, bins[part == k]].sum(axis=2, dtype=np.int64)
+            for k in range(n_parts)
+        ],
+        axis=-1,
+    )
     summed = xr.Dataset(
         {
-            "counts": counts.transpose("trial", "unit", "time").assign_coords(
-                time=centres
+            "counts": xr.DataArray(
+                sums,
+                dims=("trial", "unit", "time"),
+                coords={
+                    **{
+                        name: coord
+                        for name, coord in counts.coords.items()
+                        if "time" not in coord.dims
+                    },
+                    "time": centres,
+                },
             )
         }
     )
@@ -232,7 +250,11 @@ def _window_sums(ds: xr.Dataset, window: Sequence[float], n_parts: int) -> xr.Da
 def _tuning_pvalues(ds: xr.Dataset) -> np.ndarray:
     if "target_angle" not in ds.coords or ds.sizes["time"] == 0:
         return np.full(ds.sizes["unit"], np.nan)
-    movement_counts = ds["counts"].sum("time").transpose("trial", "unit").to_numpy()
+    movement_counts = (
+        ds["counts"]
+        .transpose("trial", "unit", "time")
+        .values.sum(axis=2, dtype=np.int64)
+    )
     angle = np.round(np.mod(ds["target_angle"].to_numpy(), 2 * np.pi), 6)
     groups = [movement_counts[angle == value] for value in np.unique(angle)]
     groups = [group for group in groups if len(group) >= 2]

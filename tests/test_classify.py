@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import sim
 from errsig import ColumnError, ErrsigError, bin_trials
@@ -85,3 +86,17 @@ def test_bad_arguments_are_named(mixed_labels):
         classify_units(ds, window=(2.0, 3.0))
     with pytest.raises(ColumnError, match="reward"):
         classify_units(ds.drop_vars("reward"))
+
+
+def test_window_sums_of_small_integer_counts_do_not_overflow():
+    from errsig.classify import _window_sums
+
+    # 100 spikes in each of 20 bins: 2,000 per trial, far past int8's 127
+    counts = np.full((3, 2, 20), 100, dtype=np.int8)
+    ds = xr.Dataset(
+        {"counts": (("trial", "unit", "time"), counts)},
+        coords={"time": 0.025 + 0.05 * np.arange(20), "unit": [7, 9]},
+    )
+    summed = _window_sums(ds, (0.0, 1.0), n_parts=2)
+    assert summed["counts"].values.tolist() == [[[1000, 1000]] * 2] * 3
+    assert summed["unit"].values.tolist() == [7, 9]
