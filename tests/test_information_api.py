@@ -226,3 +226,26 @@ def test_bad_datasets_are_explained(planted):
         mutual_information(
             planted.assign(counts=(("trial", "unit", "time"), counts)), "error"
         )
+
+
+def test_fixed_given_shortcut_equals_the_joined_basis():
+    from errsig.information import _api, _engine
+    from errsig.information._copula import copnorm
+
+    rng = np.random.default_rng(9)
+    n_trials = 300
+    given_values = copnorm(rng.normal(size=(n_trials, 12)))
+    error = rng.normal(size=(31, n_trials, 2))
+    error[0] += 0.3 * given_values[:, :2]  # the target depends on the given too
+    counts = rng.poisson(np.exp(0.5 + 0.4 * given_values[:, :3] @ np.ones((3, 40))))
+    neural, _ = _engine.unit_norm_columns(copnorm(counts))
+    target = _api._TrialVariable("error", error, False)
+    given = _api._TrialVariable("given", given_values[None], False)
+
+    prepared = _api._prepare_target(target, given)
+    assert prepared.given_basis is not None  # the shortcut is taken
+    shortcut = _api._gaussian_mi(neural, prepared, 1, False)
+    joined = _api._gaussian_mi(neural, _api._joined_basis(prepared), 1, False)
+    np.testing.assert_allclose(shortcut, joined, rtol=0, atol=1e-12)
+    reference = gccmi(neural[:, 5], copnorm(error[0]), given_values)
+    assert shortcut[0, 5] == pytest.approx(reference, abs=1e-10)
