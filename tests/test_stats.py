@@ -479,3 +479,23 @@ def test_maxstat_agrees_with_frites(alternative, tail):
     theirs = testwise_correction_mcp(observed, null, tail=tail, mcp="maxstat")
     n_exceeding = np.round(ours * 501 - 1)
     np.testing.assert_allclose(np.maximum(n_exceeding, 1) / 500, theirs)
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
+def test_maxstat_in_chunks_of_tests_equals_one_chunk(alternative, monkeypatch):
+    from errsig.stats import _corrections
+
+    rng = np.random.default_rng(12)
+    null = rng.gamma(2.0, size=(199, 30, 20))
+    observed = rng.gamma(2.0, size=(30, 20))
+    observed[3, 8:] += 3.0
+    null[:, 5] = np.nan  # a masked unit
+    observed[5] = np.nan
+    null[7] = np.nan  # a surrogate undefined everywhere
+    observed[1, 1] = null[:, 1, 1].max()  # a tie with a surrogate
+    whole = correct(observed, null, alternative=alternative, standardize=True)
+    monkeypatch.setattr(_corrections, "MAXSTAT_CHUNK_BYTES", 1)  # 8 tests a chunk
+    chunked = correct(observed, null, alternative=alternative, standardize=True)
+    np.testing.assert_array_equal(chunked.p, whole.p)
+    np.testing.assert_array_equal(chunked.null_max, whole.null_max)
+    assert chunked.p_floor == whole.p_floor == 1 / 199
