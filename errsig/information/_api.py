@@ -952,10 +952,7 @@ def _package(
             coords["area"] = ("unit", counts["area"].values)
     coords["time"] = counts["time"].values
     dims = (rows, "time")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN masked tests
-        null_mean = np.nanmean(surrogates, axis=0)
-        null_std = np.nanstd(surrogates, axis=0)
+    null_mean, null_std = _null_moments(surrogates)
     uncorrected = stats.permutation_pvalues(observed, surrogates)
 
     dataset = xr.Dataset(
@@ -979,6 +976,26 @@ def _package(
         units="s", long_name="first significant time bin"
     )
     return dataset
+
+
+def _null_moments(surrogates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of each test's surrogates, rows in chunks.
+
+    ``nanstd`` makes several copies of what it is given; given a few rows at a
+    time it never copies the whole (n_draws, rows, time) array.
+    """
+    n_draws, n_rows = surrogates.shape[:2]
+    row_bytes = 8 * n_draws * int(np.prod(surrogates.shape[2:]))
+    per_chunk = max(1, UNIT_CHUNK_BYTES // max(row_bytes, 1))
+    mean = np.empty(surrogates.shape[1:])
+    std = np.empty(surrogates.shape[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN masked tests
+        for first in range(0, n_rows, per_chunk):
+            rows = surrogates[:, first : first + per_chunk]
+            mean[first : first + per_chunk] = np.nanmean(rows, axis=0)
+            std[first : first + per_chunk] = np.nanstd(rows, axis=0)
+    return mean, std
 
 
 def _estimate(
