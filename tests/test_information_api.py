@@ -249,3 +249,31 @@ def test_fixed_given_shortcut_equals_the_joined_basis():
     np.testing.assert_allclose(shortcut, joined, rtol=0, atol=1e-12)
     reference = gccmi(neural[:, 5], copnorm(error[0]), given_values)
     assert shortcut[0, 5] == pytest.approx(reference, abs=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(400, 60), (120, 400)])
+def test_leading_components_span_the_svd_subspace(shape):
+    from errsig.information import _api
+
+    rng = np.random.default_rng(3)
+    n_trials, n_units = shape
+    latent = rng.normal(size=(n_trials, 4)) @ rng.normal(size=(4, n_units))
+    active = latent + rng.normal(size=shape)
+    active -= active.mean(axis=0)
+    active /= np.linalg.norm(active, axis=0)
+    fast = _api._leading_components(active, 10)
+    exact = _api._svd_components(active, 10)
+    assert fast.shape == exact.shape == (n_trials, 10)
+    np.testing.assert_allclose(fast.T @ fast, np.eye(10), atol=1e-12)
+    np.testing.assert_allclose(fast @ fast.T, exact @ exact.T, atol=1e-12)
+
+
+def test_leading_components_of_a_rank_deficient_area_keep_its_rank():
+    from errsig.information import _api
+
+    rng = np.random.default_rng(4)
+    columns = rng.normal(size=(300, 4))
+    active = np.hstack([columns] * 10)  # 40 units, rank 4
+    active -= active.mean(axis=0)
+    active /= np.linalg.norm(active, axis=0)
+    assert _api._leading_components(active, 10).shape == (300, 4)

@@ -856,10 +856,42 @@ def _area_components(
             if active.shape[1] == 0:
                 components.append(None)
                 continue
-            left, singular, _ = np.linalg.svd(active, full_matrices=False)
-            rank = int((singular > 1e-10 * singular[0]).sum())
-            components.append(left[:, : min(rank, max_components)])
+            components.append(_leading_components(active, max_components))
     return components
+
+
+def _leading_components(active: np.ndarray, max_components: int) -> np.ndarray:
+    """Orthonormal leading left singular vectors of (n_trials, n_units).
+
+    Only the first ``max_components`` are needed, so they come from the
+    eigenvectors of the smaller Gram matrix (units × units or trials × trials)
+    rather than a full SVD: at 2,000 trials × 1,000 units about a sixth of the
+    work. The Gram matrix squares the condition number, so when a kept
+    eigenvalue is within 1e-8 of the largest (the area is nearly
+    rank-deficient), the SVD decides the rank as before.
+    """
+    from scipy.linalg import eigh
+
+    n_trials, n_units = active.shape
+    wanted = min(max_components, n_trials, n_units)
+    if wanted >= min(n_trials, n_units) // 2:
+        return _svd_components(active, max_components)
+    by_units = n_units <= n_trials
+    gram = active.T @ active if by_units else active @ active.T
+    size = len(gram)
+    values, vectors = eigh(gram, subset_by_index=(size - wanted, size - 1))
+    values, vectors = values[::-1], vectors[:, ::-1]
+    if values[0] <= 0 or values[-1] <= 1e-8 * values[0]:
+        return _svd_components(active, max_components)
+    if not by_units:
+        return vectors
+    return np.linalg.qr(active @ vectors)[0]
+
+
+def _svd_components(active: np.ndarray, max_components: int) -> np.ndarray:
+    left, singular, _ = np.linalg.svd(active, full_matrices=False)
+    rank = int((singular > 1e-10 * singular[0]).sum())
+    return left[:, : min(rank, max_components)]
 
 
 def _binned_units(
