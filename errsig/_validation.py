@@ -77,3 +77,48 @@ def give_default_permissions(path: str | os.PathLike) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
+
+
+def loaded_counts(ds: object) -> object:
+    """Return ``ds`` with dask-backed ``counts`` loaded, in the smallest int type.
+
+    Analyses that need every unit at once (decoding an area, the tuning fits,
+    the classification) take a lazily binned session
+    (:func:`errsig.batch.bin_trials_chunked`) by loading its counts a chunk at
+    a time into one array of the smallest signed integer type that holds them
+    — a quarter of int32 for 20-ms bins — instead of letting numpy materialise
+    the int32 array at once. Float counts are loaded as float64; in-memory
+    counts are returned untouched.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A trial-aligned dataset.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    counts = ds["counts"] if "counts" in getattr(ds, "variables", {}) else None
+    if counts is None or counts.chunks is None:
+        return ds
+    unit_axis = counts.dims.index("unit")
+    integer = np.dtype(counts.dtype).kind in "iu"
+    values = np.empty(counts.shape, dtype=np.int8 if integer else np.float64)
+    first = 0
+    for size in counts.chunksizes["unit"]:
+        chunk = counts.isel(unit=slice(first, first + size))
+        part = np.asarray(chunk.compute(scheduler="synchronous").values)
+        largest = int(np.abs(part).max(initial=0)) if integer else 0
+        if integer and largest > np.iinfo(values.dtype).max:
+            wider = [
+                kind
+                for kind in (np.int16, np.int32, np.int64)
+                if largest <= np.iinfo(kind).max
+            ]
+            values = values.astype(wider[0])
+        index = [slice(None)] * counts.ndim
+        index[unit_axis] = slice(first, first + size)
+        values[tuple(index)] = part
+        first += size
+    return ds.assign(counts=counts.copy(data=values))

@@ -18,7 +18,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from errsig._exceptions import ColumnError, ErrsigError, InsufficientDataError
-from errsig._validation import check_positive_int, check_rng
+from errsig._validation import check_positive_int, check_rng, loaded_counts
 from errsig.information import mutual_information
 
 __all__ = ["LABELS", "classify_units"]
@@ -125,6 +125,9 @@ def classify_units(
     n_parts = check_positive_int(n_parts, "n_parts")
     generator = check_rng(rng)
     streams = generator.spawn(3)
+    ds = loaded_counts(ds)
+    if movement is not None:
+        movement = loaded_counts(movement)
 
     summed = _window_sums(ds, window, n_parts)
     tests = {

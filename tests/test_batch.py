@@ -18,6 +18,7 @@ from errsig.batch import (
     stack_sessions,
 )
 from errsig.binning import bin_trials
+from errsig.classify import classify_units
 from errsig.cli import main
 from errsig.decoding import decode
 from errsig.information import mutual_information
@@ -379,3 +380,19 @@ def test_decode_session_null_checks_its_draws():
         decode(datasets[0], "error", null="session", surrogates=draws[1])
     with pytest.raises(ErrsigError, match="supports lags=0 only"):
         decode(datasets[0], "error", null="session", surrogates=draws[0], lags=[0, 1])
+
+
+def test_chunked_counts_are_loaded_small_for_the_whole_unit_analyses():
+    from errsig._validation import loaded_counts
+
+    session = sim.simulate("S1", rng=5, n_units=7, n_trials=160)
+    eager = bin_trials(session, bin_size=0.1)
+    lazy = bin_trials_chunked(session, unit_chunk=3, bin_size=0.1)
+    loaded = loaded_counts(lazy)
+    assert loaded["counts"].chunks is None
+    assert loaded["counts"].dtype == np.int8
+    np.testing.assert_array_equal(loaded["counts"].values, eager["counts"].values)
+    assert loaded_counts(eager) is eager
+
+    alone = classify_units(eager, n_perm=20, rng=3)
+    xr.testing.assert_identical(classify_units(lazy, n_perm=20, rng=3), alone)
