@@ -606,39 +606,46 @@ def _gcmi_units(
     depend on the chunking.
     """
     n_trials, n_units, n_time = counts.shape
+    per_chunk = max(1, UNIT_CHUNK_BYTES // (8 * n_trials * max(n_time, 1)))
     if counts.chunks is not None:
-        sizes = list(counts.chunksizes["unit"])
+        loads = list(counts.chunksizes["unit"])
     else:
-        per_chunk = max(1, UNIT_CHUNK_BYTES // (8 * n_trials * max(n_time, 1)))
-        sizes = [min(per_chunk, n_units - s) for s in range(0, n_units, per_chunk)]
+        loads = [n_units]
     prepared = _prepare_target(target, given)
 
     mi = np.empty((prepared.n_draws, n_units, n_time))
     masked = np.empty((n_units, n_time), dtype=bool)
+    n_blocks = sum(-(-size // per_chunk) for size in loads)
+    bar = _progress_bar(n_blocks, progress and n_blocks > 1)
     first = 0
-    for size in _progress_chunks(sizes, progress):
-        chunk = counts.isel(unit=slice(first, first + size))
-        if chunk.chunks is not None:
-            chunk = chunk.compute(scheduler="synchronous")
-        values = chunk.values.reshape(n_trials, -1)
-        normalised = copnorm(values, ties=ties, rng=rng)
-        neural, constant = _engine.unit_norm_columns(normalised)
-        del normalised
-        chunk_mi = _gaussian_mi(neural, prepared, 1, progress and len(sizes) == 1)
-        mi[:, first : first + size] = chunk_mi.reshape(-1, size, n_time)
-        masked[first : first + size] = constant.reshape(size, n_time)
+    for size in loads:
+        loaded = counts.isel(unit=slice(first, first + size))
+        if loaded.chunks is not None:  # one dask chunk is binned at a time
+            loaded = loaded.compute(scheduler="synchronous")
+        for start in range(0, size, per_chunk):
+            stop = min(start + per_chunk, size)
+            values = loaded.values[:, start:stop].reshape(n_trials, -1)
+            normalised = copnorm(values, ties=ties, rng=rng)
+            neural, constant = _engine.unit_norm_columns(normalised)
+            del normalised
+            block_mi = _gaussian_mi(neural, prepared, 1, progress and n_blocks == 1)
+            units = slice(first + start, first + stop)
+            mi[:, units] = block_mi.reshape(-1, stop - start, n_time)
+            masked[units] = constant.reshape(stop - start, n_time)
+            bar.update()
         first += size
+    bar.close()
     mi[:, masked] = np.nan
     return mi, masked
 
 
-def _progress_chunks(sizes: list[int], progress: bool) -> Sequence[int]:
-    """Return the chunk sizes, behind a progress bar when there are several."""
-    if not progress or len(sizes) == 1:
-        return sizes
+def _progress_bar(total: int, show: bool) -> object:
+    """Return a progress bar over blocks of units (silent unless ``show``)."""
     from tqdm.auto import tqdm
 
-    return tqdm(sizes, desc="unit chunks", unit="chunk")
+    return tqdm(
+        total=total, desc="unit blocks", unit="block", disable=None if show else True
+    )
 
 
 @dataclass
