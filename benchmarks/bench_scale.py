@@ -61,7 +61,10 @@ QUICK_MEMORY_UNITS = [100, 250]
 def synthetic_dataset(behaviour, n_units, n_trials, n_bins, rng):
     """The behaviour of a simulated session with Poisson counts of many units."""
     ds = behaviour.isel(trial=slice(0, n_trials), time=slice(0, n_bins))
-    counts = rng.poisson(2.0, (n_trials, n_units, n_bins)).astype(np.int32)
+    counts = np.empty((n_trials, n_units, n_bins), dtype=np.int32)
+    for first in range(0, n_units, 100):  # drawn in slices: no int64 copy of all
+        size = min(100, n_units - first)
+        counts[:, first : first + size] = rng.poisson(2.0, (n_trials, size, n_bins))
     ds = ds.drop_vars(["counts", "unit", "area"])
     return ds.assign(counts=(("trial", "unit", "time"), counts)).assign_coords(
         unit=np.arange(n_units), area=("unit", ["M1"] * n_units)
