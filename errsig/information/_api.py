@@ -24,7 +24,7 @@ from errsig._exceptions import (
     ErrsigError,
     InsufficientDataError,
 )
-from errsig._validation import check_positive_int, check_rng
+from errsig._validation import check_positive_int, check_rng, loaded_counts
 from errsig.information import _engine
 from errsig.information._binned import BIAS_CORRECTIONS, binned_mi_batch
 from errsig.information._copula import Ties, copnorm
@@ -254,6 +254,9 @@ def mutual_information(
         counts = counts.isel(trial=neural_trials)
 
     estimator = dict(method=method, by=by, ties=ties, bias=bias, k=k)
+    if counts.chunks is not None and (method != "gcmi" or by is not None):
+        # only the per-unit GCMI streams dask chunks; the others need all units
+        counts = loaded_counts(xr.Dataset({"counts": counts}))["counts"]
     draws, masked, n_components = _estimate(
         counts, target_variable, given_variable, estimator, tie_stream, progress
     )
@@ -851,8 +854,6 @@ def _area_components(
     components = []
     for first in range(0, n_time, per_group):
         group = counts.isel(time=slice(first, first + per_group))
-        if group.chunks is not None:
-            group = group.compute(scheduler="synchronous")
         n_bins = group.sizes["time"]
         normalised = copnorm(group.values.reshape(n_trials, -1), ties=ties, rng=rng)
         neural, constant = _engine.unit_norm_columns(normalised)
