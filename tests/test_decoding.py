@@ -11,7 +11,14 @@ from sklearn.preprocessing import StandardScaler
 
 import errsig
 from errsig import ColumnError, ErrsigError, InsufficientDataError
-from errsig.decoding import blocked_folds, decode, decode_unit_curve
+from errsig.decoding import (
+    _linear,
+    _metrics,
+    blocked_folds,
+    decode,
+    decode_unit_curve,
+)
+from errsig.decoding._inputs import PopulationFeatures, windowed_features
 from errsig.decoding._linear import logistic_cv_predict, ridge_cv_predict
 
 ALPHAS = np.logspace(-1, 5, 13)
@@ -278,6 +285,103 @@ def test_by_none_pools_all_units():
     assert result["area"].values.tolist() == ["all"]
     assert result["n_units"].values.tolist() == [7]
     assert result["r2"].sizes["component"] == 1
+
+
+# --- features made a chunk of bins at a time -------------------------------------
+
+
+def test_population_features_equal_windowed_features_of_the_whole_array():
+    rng = np.random.default_rng(20)
+    counts = rng.poisson(40.0, size=(30, 7, 6)).astype(np.int8)
+    rows = np.r_[3:25]
+    units = np.array([True, False, True, True, False, True, True])
+    covariates = rng.normal(size=(4, len(rows), 2))
+    whole = np.concatenate(
+        [covariates, windowed_features(counts[rows][:, units].astype(float), 3)],
+        axis=-1,
+    )
+
+    features = PopulationFeatures(counts, rows, units, 3, covariates=covariates)
+
+    assert features.shape == whole.shape
+    for bins in (slice(0, 4), slice(1, 2), slice(2, 4)):
+        np.testing.assert_array_equal(features[bins], whole[bins])
+        assert features[bins].dtype == np.float64
+    labels = (rng.random((len(rows), 2)) < 0.5).astype(float)
+    folds = blocked_folds(np.arange(len(rows)), 3)
+    np.testing.assert_array_equal(
+        logistic_cv_predict(features, labels, folds, 1.0),
+        logistic_cv_predict(whole, labels, folds, 1.0),
+    )
+
+
+def chunk_sizes(monkeypatch):
+    """Record the number of bins in each chunk of features the decoders make."""
+    sizes = []
+    make_chunk = PopulationFeatures.__getitem__
+
+    def recorded(features, bins):
+        block = make_chunk(features, bins)
+        sizes.append(len(block))
+        return block
+
+    monkeypatch.setattr(PopulationFeatures, "__getitem__", recorded)
+    return sizes
+
+
+@pytest.mark.parametrize(
+    ("target", "kwargs"),
+    [
+        ("error", {}),
+        ("error", {"window": 2, "lags": [0, 1]}),
+        ("error_x", {"given": "speed", "by": None}),
+        ("error_magnitude", {"model": LinearRegression()}),
+    ],
+)
+def test_decoding_one_bin_at_a_time_equals_one_chunk(monkeypatch, target, kwargs):
+    ds = make_dataset(np.random.default_rng(21), n_units=(6, 3), n_bins=6)
+    speed = np.random.default_rng(22).normal(size=(120, 6))
+    ds["speed"] = (("trial", "time"), speed)
+    options = {"n_perm": 4, "null": "shuffle", "rng": 1} | kwargs
+    whole = decode(ds, target, **options)
+    sizes = chunk_sizes(monkeypatch)
+
+    monkeypatch.setattr(_linear, "WORK_BYTES", 1)
+    monkeypatch.setattr(_metrics, "CHUNK_ELEMENTS", 1)
+    chunked = decode(ds, target, **options)
+
+    xr.testing.assert_identical(chunked, whole)
+    assert set(sizes) == {1}
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "float32"])
+def test_small_integer_counts_decode_as_int32(dtype):
+    ds = make_dataset(np.random.default_rng(23), n_units=(6, 3), n_bins=3)
+    # Counts up to the int8 limit: their squares and sums would overflow it.
+    counts = ds["counts"].values.astype(np.int32)
+    ds["counts"] = (ds["counts"].dims, counts + 127 - counts.max())
+    small = ds.assign(counts=ds["counts"].astype(dtype))
+
+    for target in ("error", "reward"):
+        xr.testing.assert_identical(
+            decode(small, target, n_perm=3, null="shuffle", rng=2),
+            decode(ds, target, n_perm=3, null="shuffle", rng=2),
+        )
+    xr.testing.assert_identical(
+        decode_unit_curve(small, "error", n_units=[2, 6], n_repeats=2, rng=3),
+        decode_unit_curve(ds, "error", n_units=[2, 6], n_repeats=2, rng=3),
+    )
+
+
+def test_trials_out_of_order_decode_as_in_order():
+    ds = learning_dataset(np.random.default_rng(24))
+    shuffled = ds.isel(trial=np.random.default_rng(25).permutation(ds.sizes["trial"]))
+
+    for null in ("shuffle", "linear_shift"):
+        xr.testing.assert_identical(
+            decode(shuffled, "error", n_perm=3, null=null, rng=4),
+            decode(ds, "error", n_perm=3, null=null, rng=4),
+        )
 
 
 # --- errors -------------------------------------------------------------------

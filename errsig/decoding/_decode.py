@@ -214,7 +214,7 @@ def decode(
         correction,
         surrogates,
     )
-    ds = _inputs.in_trial_order(ds)
+    ds, counts, count_rows = _inputs.split_counts(ds)
     target_info = _inputs.decoding_target(ds, target)
     model_name = _inputs.resolve_model(model, target_info)
     penalties = _inputs.check_penalties(penalties, model_name)
@@ -238,6 +238,7 @@ def decode(
                     "pseudosession null for lagged decoding."
                 )
             ds = ds.isel(trial=window_trials)
+            count_rows = count_rows[window_trials]
             target_info = _inputs.decoding_target(ds, target)
             trial_index = _inputs.trial_positions(ds)
             if covariates is not None:
@@ -252,7 +253,6 @@ def decode(
         n_perm,
         null,
     )
-    counts = np.asarray(ds["counts"].transpose("trial", "unit", "time").values)
     strata = None if stratify is None else np.asarray(ds[stratify].values)
     results: dict[str, list] = {}
     folds_used = []
@@ -271,12 +271,18 @@ def decode(
         )
         folds_used.append(_inputs.describe_folds(folds, trial_index[neural_rows]))
         columns = _target_columns(target_info, null_values, target_rows)
+        given_features = None if covariates is None else covariates[:, neural_rows]
         for name, units in groups:
+            features = _inputs.PopulationFeatures(
+                counts,
+                count_rows[neural_rows],
+                units,
+                options["window"],
+                covariates=given_features,
+            )
             fit = _fit_and_score(
-                _inputs.windowed_features(
-                    counts[neural_rows][:, units], options["window"]
-                ),
-                None if covariates is None else covariates[:, neural_rows],
+                features,
+                given_features,
                 columns,
                 folds,
                 model_name,
@@ -376,7 +382,7 @@ def decode_unit_curve(
     _inputs.check_options(
         ds, target, by, model, gap, None, 0, window, "shuffle", 0, 0.05
     )
-    ds = _inputs.in_trial_order(ds)
+    ds, counts, count_rows = _inputs.split_counts(ds)
     target_info = _inputs.decoding_target(ds, target)
     model_name = _inputs.resolve_model(model, target_info)
     penalties = _inputs.check_penalties(penalties, model_name)
@@ -391,7 +397,6 @@ def decode_unit_curve(
     trial_index = _inputs.trial_positions(ds)
     folds, scheme = check_folds(cv, trial_index, gap=gap, strata=None)
     _inputs.check_classes(target_info.values, target_info)
-    counts = np.asarray(ds["counts"].transpose("trial", "unit", "time").values)
     n_bins = ds.sizes["time"] - window + 1
     scores = np.full((len(groups), len(sizes), n_repeats, n_bins), np.nan)
     for group, (_, units) in enumerate(groups):
@@ -401,7 +406,9 @@ def decode_unit_curve(
                 continue
             for repeat in range(n_repeats):
                 chosen = np.sort(generator.choice(members, size, replace=False))
-                features = _inputs.windowed_features(counts[:, chosen], window)
+                features = _inputs.PopulationFeatures(
+                    counts, count_rows, chosen, window
+                )
                 fit = _fit_and_score(
                     features,
                     None,
@@ -486,7 +493,7 @@ def _target_columns(
 
 
 def _fit_and_score(
-    features: np.ndarray,
+    features: _inputs.PopulationFeatures | np.ndarray,
     given_features: np.ndarray | None,
     columns: np.ndarray,
     folds: list[tuple[np.ndarray, np.ndarray]],
@@ -495,11 +502,14 @@ def _fit_and_score(
     penalties: np.ndarray,
     target: _inputs.Target,
 ) -> dict[str, np.ndarray]:
-    """Scores of one population (and of its covariates-only model if given)."""
-    full = features
-    if given_features is not None:
-        full = np.concatenate([given_features, features], axis=-1)
-    fit = _predict_and_score(full, columns, folds, model_name, model, penalties, target)
+    """Scores of one population (and of its covariates-only model if given).
+
+    ``features`` are the population's, after the covariates when they are
+    given; ``given_features`` the covariates alone.
+    """
+    fit = _predict_and_score(
+        features, columns, folds, model_name, model, penalties, target
+    )
     if given_features is not None:
         alone = _predict_and_score(
             given_features, columns, folds, model_name, model, penalties, target
@@ -511,7 +521,7 @@ def _fit_and_score(
 
 
 def _predict_and_score(
-    features: np.ndarray,
+    features: _inputs.PopulationFeatures | np.ndarray,
     columns: np.ndarray,
     folds: list[tuple[np.ndarray, np.ndarray]],
     model_name: str,
@@ -540,7 +550,7 @@ def _predict_and_score(
 
 
 def _estimator_cv_predict(
-    features: np.ndarray,
+    features: _inputs.PopulationFeatures | np.ndarray,
     columns: np.ndarray,
     folds: list[tuple[np.ndarray, np.ndarray]],
     model: Any,
@@ -552,11 +562,12 @@ def _estimator_cv_predict(
     n_components = len(target.components)
     n_bins, n_rows, _ = features.shape
     predictions = np.empty((n_bins, n_rows, columns.shape[1]))
+    # Folds outer, as the estimators are cloned in this order; an estimator
+    # drawing from NumPy's global generator then gets the same draws.
     for train, test in folds:
         for time_bin in range(n_bins):
-            train_x, test_x = standardize(
-                features[time_bin, train], features[time_bin, test]
-            )
+            bin_features = np.asarray(features[time_bin : time_bin + 1][0], np.float64)
+            train_x, test_x = standardize(bin_features[train], bin_features[test])
             for start in range(0, columns.shape[1], n_components):
                 block = slice(start, start + n_components)
                 labels = columns[train, block]

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_LOGISTIC_ALPHA",
     "DEFAULT_PENALTIES",
     "NULLS",
+    "PopulationFeatures",
     "Target",
     "check_classes",
     "check_options",
@@ -31,10 +32,10 @@ __all__ = [
     "covariate_features",
     "decoding_target",
     "describe_folds",
-    "in_trial_order",
     "lag_pairs",
     "resolve_model",
     "seed_and_generator",
+    "split_counts",
     "trial_positions",
     "unit_groups",
     "windowed_features",
@@ -165,12 +166,28 @@ def check_options(
     return {"lags": [int(lag) for lag in lag_values], "window": window}
 
 
-def in_trial_order(ds: xr.Dataset) -> xr.Dataset:
+def split_counts(ds: xr.Dataset) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
+    """Separate the counts from the dataset, and put its trials in order.
+
+    The counts ``(trial, unit, time)`` are left as they are, in their own
+    dtype and order, not copied; ``rows[i]`` is the row of the counts that
+    holds trial ``i`` of the returned dataset. Putting trials in order, or
+    selecting some, then copies the small trial variables only.
+    """
+    counts = np.asarray(ds["counts"].transpose("trial", "unit", "time").values)
+    missing = {
+        dim: np.arange(ds.sizes[dim])
+        for dim in ("unit", "time")
+        if dim not in ds.coords
+    }
+    rest = ds.drop_vars("counts").assign_coords(missing)
+    rows = np.arange(ds.sizes["trial"])
     if "trial_index" in ds.coords:
         order = np.argsort(ds["trial_index"].values, kind="stable")
-        if np.any(order != np.arange(len(order))):
-            ds = ds.isel(trial=order)
-    return ds
+        if np.any(order != rows):
+            rest = rest.isel(trial=order)
+            rows = order
+    return rest, counts, rows
 
 
 def trial_positions(ds: xr.Dataset) -> np.ndarray:
@@ -374,6 +391,65 @@ def covariate_features(
             )
         blocks.append(np.asarray(block, dtype=np.float64))
     return np.concatenate(blocks, axis=-1)
+
+
+class PopulationFeatures:
+    """The features of one population, made from the counts a few bins at a time.
+
+    Indexing with a slice of bins gives the float64 features of those bins,
+    ``(n_bins, n_rows, n_features)``: the covariates of the bin (if any), then
+    the counts of each unit over the bin's window, as :func:`windowed_features`
+    orders them. Only the counts of the bins asked for are converted to
+    float64, so the memory a decoder needs grows with the bins it fits at
+    once, not with the whole recording. The counts may be of any integer or
+    float dtype and are never used for arithmetic before the conversion.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``(trial, unit, time)`` spike counts of the session.
+    rows : numpy.ndarray
+        The trials (rows of ``counts``) whose features are made, in order.
+    units : numpy.ndarray
+        Boolean mask or indices of the population's units.
+    window : int
+        Consecutive bins per feature window; result bin ``b`` ends at bin
+        ``b + window - 1`` of ``counts``.
+    covariates : numpy.ndarray, optional
+        ``(n_bins, n_rows, n_covariates)`` float64 features placed first.
+    """
+
+    def __init__(
+        self,
+        counts: np.ndarray,
+        rows: np.ndarray,
+        units: np.ndarray,
+        window: int,
+        covariates: np.ndarray | None = None,
+    ) -> None:
+        units = np.asarray(units)
+        self.counts = counts
+        self.rows = np.asarray(rows, dtype=np.intp)
+        self.units = np.flatnonzero(units) if units.dtype == bool else units
+        self.window = window
+        self.covariates = covariates
+        n_covariates = 0 if covariates is None else covariates.shape[-1]
+        self.shape = (
+            counts.shape[2] - window + 1,
+            len(self.rows),
+            n_covariates + len(self.units) * window,
+        )
+
+    def __getitem__(self, bins: slice) -> np.ndarray:
+        start, stop, step = bins.indices(self.shape[0])
+        if step != 1 or stop <= start:
+            raise ValueError(f"features are made for a run of bins; got {bins!r}")
+        in_window = self.counts[:, :, start : stop + self.window - 1]
+        block = in_window[np.ix_(self.rows, self.units)]
+        features = windowed_features(block, self.window)
+        if self.covariates is None:
+            return features
+        return np.concatenate([self.covariates[start:stop], features], axis=-1)
 
 
 def windowed_features(values: np.ndarray, window: int) -> np.ndarray:

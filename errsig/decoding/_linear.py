@@ -3,7 +3,10 @@
 Both take the features of many time bins at once, shape ``(n_bins, n_rows,
 n_features)``, and many targets at once, one column per right-hand side (the
 observed target and every surrogate of the null), and return held-out
-predictions for every row, bin and column.
+predictions for every row, bin and column. The features are read a chunk of
+bins at a time (``features[start:stop]``), so they may be an array or a
+:class:`~errsig.decoding._inputs.PopulationFeatures` that makes each chunk
+from the counts only when it is fitted.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ __all__ = ["logistic_cv_predict", "ridge_cv_predict", "standardize"]
 #: Elements of one (bins × rows × columns) work array; bins are processed in
 #: chunks of this size to bound memory.
 CHUNK_ELEMENTS = 4_000_000
+
+#: Bytes of the feature-sized float64 arrays of one chunk of bins fitted by
+#: ridge (the features, their standardised copies, the Gram or kernel matrix
+#: and its factors); a chunk holds fewer bins when they would exceed it, down
+#: to one bin.
+WORK_BYTES = 128 * 2**20
 
 #: Below this many multiply-adds per matrix product, BLAS runs on one thread:
 #: many small products lose more to thread start-up and contention than they
@@ -79,28 +88,46 @@ def ridge_cv_predict(
         ``(n_folds, n_bins, n_problems)`` index into ``alphas`` of the penalty
         chosen on each fold's training rows.
     """
-    n_bins, n_rows, _ = features.shape
+    n_bins, n_rows, n_features = features.shape
     n_columns = targets.shape[1]
     n_problems = n_columns // n_components
     predictions = np.empty((n_bins, n_rows, n_columns))
     chosen = np.empty((len(folds), n_bins, n_problems), dtype=np.intp)
+    target_means = [targets[train].mean(axis=0) for train, _ in folds]
 
-    chunk = max(1, CHUNK_ELEMENTS // (n_rows * n_columns))
-    with _blas_threads(n_rows, features.shape[2], n_columns):
-        for fold, (train, test) in enumerate(folds):
-            target_mean = targets[train].mean(axis=0)
-            centred = targets[train] - target_mean
-            for start in range(0, n_bins, chunk):
-                bins = slice(start, min(start + chunk, n_bins))
-                train_x, test_x = standardize(
-                    features[bins][:, train], features[bins][:, test]
-                )
+    # Each bin is fitted on its own: the chunks bound the memory and leave the
+    # numbers as they are (but for the rounding noted in _ridge_chunk).
+    chunk = _ridge_chunk(n_rows, n_features, n_columns)
+    with _blas_threads(n_rows, n_features, n_columns):
+        for start in range(0, n_bins, chunk):
+            bins = slice(start, min(start + chunk, n_bins))
+            block = np.asarray(features[bins], dtype=np.float64)
+            for fold, (train, test) in enumerate(folds):
+                centred = targets[train] - target_means[fold]
+                train_x, test_x = standardize(block[:, train], block[:, test])
                 prediction, best = _ridge_fold(
                     train_x, test_x, centred, alphas, n_components
                 )
-                predictions[bins, test] = prediction + target_mean
+                predictions[bins, test] = prediction + target_means[fold]
                 chosen[fold, bins] = best
     return predictions, chosen
+
+
+def _ridge_chunk(n_rows: int, n_features: int, n_columns: int) -> int:
+    """Bins per ridge chunk: CHUNK_ELEMENTS and WORK_BYTES both bound it.
+
+    Per bin, the feature-sized arrays are the features and about four more
+    arrays of their size (the training and test copies, standardised, and the
+    fold's factors), and the Gram or kernel matrix with its eigenvectors and
+    LAPACK workspace. Small populations keep the chunks set by the rows ×
+    columns arrays alone (those of a one-feature population round its
+    standard deviation differently in a chunk of one bin).
+    """
+    rank = min(n_rows, n_features)
+    feature_bytes = 8 * (5 * n_rows * n_features + 5 * rank**2)
+    return max(
+        1, min(CHUNK_ELEMENTS // (n_rows * n_columns), WORK_BYTES // feature_bytes)
+    )
 
 
 def _ridge_fold(
@@ -197,14 +224,17 @@ def logistic_cv_predict(
     penalty[0, 0] = 0.0
 
     per_bin = n_problems * n_rows * (n_features + 1) ** 2
+    # All bins of a chunk take Newton steps until the slowest has converged,
+    # so the chunks, unlike ridge's, change the decision values (below `tol`).
+    # Their features are small: a chunk of more than one bin has fewer than
+    # about 16M / (problems × (features + 1)) rows × features.
     chunk = max(1, 4 * CHUNK_ELEMENTS // max(per_bin, 1))
     with _blas_threads(n_rows, n_features + 1, n_problems):
-        for train, test in folds:
-            for start in range(0, n_bins, chunk):
-                bins = slice(start, min(start + chunk, n_bins))
-                train_x, test_x = standardize(
-                    features[bins][:, train], features[bins][:, test]
-                )
+        for start in range(0, n_bins, chunk):
+            bins = slice(start, min(start + chunk, n_bins))
+            block = np.asarray(features[bins], dtype=np.float64)
+            for train, test in folds:
+                train_x, test_x = standardize(block[:, train], block[:, test])
                 coefficients = _newton(
                     _with_intercept(train_x), labels[train], penalty, max_iter, tol
                 )
@@ -236,10 +266,7 @@ def _newton(
         gradient = np.swapaxes(design, 1, 2) @ (probability - labels)
         gradient += penalty @ coefficients
         weight = probability * (1.0 - probability)
-        weighted = design[:, None] * np.swapaxes(weight, 1, 2)[..., None]
-        hessian = np.swapaxes(weighted, -1, -2) @ design[:, None] + penalty
-        step = np.linalg.solve(hessian, np.moveaxis(gradient, 2, 1)[..., None])
-        step = np.moveaxis(step[..., 0], 1, 2)
+        step = _newton_step(design, weight, gradient, penalty)
 
         # Halve the step where it does not lower the objective (rare).
         size = np.ones((n_bins, 1, n_problems))
@@ -261,6 +288,28 @@ def _newton(
         stacklevel=4,
     )
     return coefficients
+
+
+def _newton_step(
+    design: np.ndarray, weight: np.ndarray, gradient: np.ndarray, penalty: np.ndarray
+) -> np.ndarray:
+    """Solve ``(Xᵀ W X + penalty) step = gradient`` for each bin and problem.
+
+    One problem at a time, so that the weighted design and the Hessian are
+    held for one problem only (``rows × parameters`` and ``parameters²`` per
+    bin), not for all surrogates at once.
+    """
+    n_bins, _, n_parameters = design.shape
+    n_problems = weight.shape[2]
+    transposed_gradient = np.moveaxis(gradient, 2, 1)
+    step = np.empty((n_bins, n_problems, n_parameters, 1))
+    for problem in range(n_problems):
+        weighted = design * weight[:, :, problem, None]
+        hessian = np.swapaxes(weighted, -1, -2) @ design + penalty
+        step[:, problem] = np.linalg.solve(
+            hessian, transposed_gradient[:, problem, :, None]
+        )
+    return np.moveaxis(step[..., 0], 1, 2)
 
 
 def _logistic_objective(

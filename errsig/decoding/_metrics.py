@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.stats import rankdata
 
 __all__ = ["classification_scores", "regression_scores"]
+
+#: Elements of one (bins × rows × columns) temporary array: scores are computed
+#: a chunk of bins at a time, each bin on its own, to bound memory.
+CHUNK_ELEMENTS = 4_000_000
+
+
+def _by_bin_chunks(
+    score: Callable[..., dict[str, np.ndarray]], predictions: np.ndarray, *args: object
+) -> dict[str, np.ndarray]:
+    """Apply ``score`` to chunks of bins of ``predictions`` and join the results."""
+    n_bins, n_rows, n_columns = predictions.shape
+    chunk = max(1, CHUNK_ELEMENTS // (n_rows * n_columns))
+    parts = [
+        score(predictions[start : start + chunk], *args)
+        for start in range(0, n_bins, chunk)
+    ]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def regression_scores(
@@ -29,6 +48,12 @@ def regression_scores(
         components, ``(n_bins, n_problems)``: ``1 - Σ SS_res / Σ SS_tot`` as
         :func:`sklearn.metrics.r2_score` with ``multioutput="variance_weighted"``.
     """
+    return _by_bin_chunks(_regression_scores, predictions, targets, n_components)
+
+
+def _regression_scores(
+    predictions: np.ndarray, targets: np.ndarray, n_components: int
+) -> dict[str, np.ndarray]:
     n_bins, _, n_columns = predictions.shape
     shape = (n_bins, n_columns // n_components, n_components)
     deviation = targets - targets.mean(axis=0)
@@ -69,6 +94,12 @@ def classification_scores(
         ``balanced_accuracy`` (mean of the two classes' recall at decision 0),
         each ``(n_bins, n_problems)``.
     """
+    return _by_bin_chunks(_classification_scores, decisions, labels)
+
+
+def _classification_scores(
+    decisions: np.ndarray, labels: np.ndarray
+) -> dict[str, np.ndarray]:
     positive = labels.astype(bool)
     n_positive = positive.sum(axis=0)
     n_negative = len(labels) - n_positive
