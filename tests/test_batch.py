@@ -396,3 +396,11 @@ def test_chunked_counts_are_loaded_small_for_the_whole_unit_analyses():
 
     alone = classify_units(eager, n_perm=20, rng=3)
     xr.testing.assert_identical(classify_units(lazy, n_perm=20, rng=3), alone)
+
+
+def test_decoding_lazy_counts_equals_eager():
+    session = sim.simulate("S1", rng=5, n_units=7, n_trials=160)
+    eager = bin_trials(session, bin_size=0.1)
+    lazy = bin_trials_chunked(session, unit_chunk=3, bin_size=0.1)
+    alone = decode(eager, "error", n_perm=5, rng=3)
+    xr.testing.assert_identical(decode(lazy, "error", n_perm=5, rng=3), alone)

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from errsig._exceptions import ColumnError, ErrsigError, InsufficientDataError
-from errsig._validation import check_positive_int, check_rng
+from errsig._validation import check_positive_int, check_rng, loaded_counts
 
 __all__ = [
     "CORRECTIONS",
@@ -174,6 +174,7 @@ def split_counts(ds: xr.Dataset) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
     holds trial ``i`` of the returned dataset. Putting trials in order, or
     selecting some, then copies the small trial variables only.
     """
+    ds = loaded_counts(ds)  # lazy (dask) counts: loaded chunk by chunk, small
     counts = np.asarray(ds["counts"].transpose("trial", "unit", "time").values)
     missing = {
         dim: np.arange(ds.sizes[dim])
