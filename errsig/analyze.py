@@ -231,8 +231,14 @@ def analyze_session(
         session.n_trials,
         config.align,
     )
+    # Counts in the smallest integer type that holds them (int8 for 20-ms bins
+    # of single units): every analysis converts them a chunk at a time.
     ds = bin_trials(
-        session, align=config.align, window=config.window, bin_size=config.bin_size
+        session,
+        align=config.align,
+        window=config.window,
+        bin_size=config.bin_size,
+        dtype="smallest",
     )
     groups: dict[str, xr.Dataset] = {}
     groups.update(_behavior_groups(session, ds, streams["behavior"]))
@@ -552,6 +558,7 @@ def _movement_dataset(
             align=config.movement_align,
             window=config.movement_window,
             bin_size=config.movement_window[1] - config.movement_window[0],
+            dtype="smallest",
         )
     logger.warning(
         "no %r column: tuning uses the bins before %s instead",
