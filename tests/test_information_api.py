@@ -277,3 +277,11 @@ def test_leading_components_of_a_rank_deficient_area_keep_its_rank():
     active -= active.mean(axis=0)
     active /= np.linalg.norm(active, axis=0)
     assert _api._leading_components(active, 10).shape == (300, 4)
+
+
+def test_result_does_not_keep_the_surrogates_alive(planted):
+    result = mutual_information(planted, "error", n_perm=19, rng=1)
+    for name in result.data_vars:
+        values = result[name].values
+        owner = values if values.base is None else values.base
+        assert owner.size <= values.size, name  # no view into a draws array

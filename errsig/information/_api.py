@@ -262,7 +262,8 @@ def mutual_information(
     )
     _warn_masked(masked, by)
 
-    observed, surrogates = draws[0], draws[1:]
+    # a copy: a view would keep every surrogate alive with the result
+    observed, surrogates = draws[0].copy(), draws[1:]
     result = _test(observed, surrogates, correction, alpha)
     dataset = _package(counts, by, observed, surrogates, masked, result)
     if n_boot:
