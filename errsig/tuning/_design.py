@@ -14,6 +14,7 @@ __all__ = [
     "check_dataset",
     "cosine_design",
     "epoch_counts",
+    "unit_chunks",
     "wrap_angle",
 ]
 
@@ -51,6 +52,42 @@ def wrap_angle(angle: np.ndarray) -> np.ndarray:
     True
     """
     return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+
+
+def unit_chunks(n_units: int, unit_bytes: int, budget: int) -> list[slice]:
+    """Split the units into chunks whose work arrays fit a byte budget.
+
+    Parameters
+    ----------
+    n_units : int
+        Number of units.
+    unit_bytes : int
+        Bytes of work arrays one unit needs.
+    budget : int
+        Bytes one chunk may hold.
+
+    Returns
+    -------
+    list of slice
+        Consecutive chunks covering every unit. Each holds at least two units
+        (unless there is only one): numpy lays out and reduces a single row
+        differently from several, so a chunk of one unit could change the last
+        bits of its sums, and the results would depend on the budget.
+
+    Examples
+    --------
+    >>> from errsig.tuning._design import unit_chunks
+    >>> unit_chunks(7, unit_bytes=10, budget=30)
+    [slice(0, 3, None), slice(3, 7, None)]
+    """
+    size = max(2, budget // max(unit_bytes, 1))
+    starts = list(range(0, n_units, size))
+    if len(starts) > 1 and n_units - starts[-1] == 1:
+        starts.pop()  # the last unit joins the chunk before it
+    return [
+        slice(start, stop)
+        for start, stop in zip(starts, [*starts[1:], n_units], strict=True)
+    ]
 
 
 def check_dataset(ds: object, *, need: Sequence[str] = ()) -> xr.Dataset:
