@@ -8,7 +8,8 @@ import statsmodels.api as sm
 import xarray as xr
 
 from errsig import ColumnError, ErrsigError, InsufficientDataError, tuning_drift
-from errsig.tuning._design import wrap_angle
+from errsig.tuning import _coupling, _design, _drift, _irls
+from errsig.tuning._design import unit_chunks, wrap_angle
 from errsig.tuning._irls import fit_poisson_glm
 
 TARGETS = np.arange(8) * np.pi / 4
@@ -314,6 +315,88 @@ def test_epoch_and_covariate_enter_the_fit():
     np.testing.assert_allclose(
         (full["baseline"] - drift["baseline"]).median(), np.log(2), atol=0.1
     )
+
+
+# --- memory: chunks of units, small integer counts ---
+
+
+def shrink_budgets(monkeypatch) -> list[int]:
+    """Shrink every byte budget of errsig.tuning so that units come two at a time.
+
+    Returns the list that collects how many chunks each split made.
+    """
+    monkeypatch.setattr(_drift, "WORK_BYTES", 1)
+    monkeypatch.setattr(_coupling, "WORK_BYTES", 1)
+    monkeypatch.setattr(_design, "EPOCH_WORK_BYTES", 1)
+    monkeypatch.setattr(_irls, "WORK_BYTES", 20_000)  # a few fits per chunk
+    n_chunks = []
+
+    def counted(n_units, unit_bytes, budget):
+        chunks = unit_chunks(n_units, unit_bytes, budget)
+        n_chunks.append(len(chunks))
+        return chunks
+
+    for module in (_drift, _coupling, _design):
+        monkeypatch.setattr(module, "unit_chunks", counted)
+    return n_chunks
+
+
+def test_unit_chunks_cover_every_unit_and_never_hold_one_alone():
+    for n_units in range(1, 12):
+        for size in range(1, 5):
+            chunks = unit_chunks(n_units, unit_bytes=10, budget=10 * size)
+            covered = np.concatenate([np.arange(n_units)[chunk] for chunk in chunks])
+            np.testing.assert_array_equal(covered, np.arange(n_units))
+            lengths = [chunk.stop - chunk.start for chunk in chunks]
+            assert min(lengths) >= min(2, n_units)
+            assert max(lengths) <= max(size, 2) + 1
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"n_boot": 20},
+        {"n_boot": 20, "interval": "bootstrap", "window": 60, "step": 30},
+        {"method": "filter", "n_boot": 0},
+        {"epoch": (0.0, 0.04), "n_boot": 0},
+    ],
+    ids=["windows_and_blocks", "bootstrap_windows", "filter", "epoch"],
+)
+def test_chunks_of_units_give_the_numbers_of_one_chunk(monkeypatch, settings):
+    rng = np.random.default_rng(21)
+    rules = ["stable", "random_walk", "gradient", "reward_gated", "stable"]
+    ds, _ = make_drift_dataset(rng, n_trials=160, rules=rules, n_bins=3)
+    whole = tuning_drift(ds, rng=3, **settings)
+
+    n_chunks = shrink_budgets(monkeypatch)
+    chunked = tuning_drift(ds, rng=3, **settings)
+
+    assert max(n_chunks) >= 2
+    xr.testing.assert_identical(chunked, whole)
+
+
+def test_small_integer_counts_give_the_numbers_of_int32_counts():
+    rng = np.random.default_rng(22)
+    ds, _ = make_drift_dataset(
+        rng,
+        n_trials=160,
+        rules=["stable", "random_walk", "gradient"],
+        n_bins=4,
+        baseline_rate=4.5,
+    )
+    # Each bin fits in int8, but the sums over bins do not.
+    assert ds["counts"].max() < 128 and ds["counts"].sum("time").max() > 127
+    expected = {
+        method: tuning_drift(ds, method=method, n_boot=10, rng=0)
+        for method in ("glm", "filter")
+    }
+
+    for dtype in ("int8", "int16"):
+        small = ds.assign(counts=ds["counts"].astype(dtype))
+        for method, drift in expected.items():
+            xr.testing.assert_identical(
+                tuning_drift(small, method=method, n_boot=10, rng=0), drift
+            )
 
 
 @pytest.mark.parametrize(

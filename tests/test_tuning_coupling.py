@@ -16,7 +16,7 @@ from errsig.stats import null_targets, permutation_pvalues, session_permutation
 from errsig.tuning import _coupling
 from errsig.tuning._design import wrap_angle
 from sim.scenarios import SCENARIOS
-from tests.test_tuning import make_drift_dataset
+from tests.test_tuning import make_drift_dataset, shrink_budgets
 
 
 def _bin(session):
@@ -306,6 +306,41 @@ def test_default_random_walk_is_diffusive_and_stable_units_stay_stable(
     assert np.mean(np.concatenate(stable_p_drift) <= 0.05) <= 0.15
     walker_labels = np.concatenate(calls["random_walk"])
     assert np.mean(np.isin(walker_labels, ["gradient", "reward_gated"])) <= 0.1
+
+
+# --- memory: chunks of units ---
+
+
+@pytest.mark.parametrize("method", ["glm", "filter"])
+@pytest.mark.parametrize("null", ["pseudosession", "linear_shift"])
+def test_chunks_of_units_give_the_coupling_of_one_chunk(monkeypatch, method, null):
+    rng = np.random.default_rng(23)
+    rules = ["stable", "random_walk", "gradient", "reward_gated", "stable"]
+    areas = ["M1", "M1", "PMd", "PMd", "M1"]
+    ds, _ = make_drift_dataset(rng, n_trials=160, rules=rules, areas=areas)
+    drift = tuning_drift(ds, method=method, n_boot=0)
+    # More surrogates than one batch holds, so that batches and chunks cross.
+    n_perm = _coupling.SURROGATE_CHUNK + 5
+    whole = reward_coupling(drift, ds, null=null, n_perm=n_perm, rng=0)
+
+    n_chunks = shrink_budgets(monkeypatch)
+    chunked = reward_coupling(drift, ds, null=null, n_perm=n_perm, rng=0)
+
+    assert max(n_chunks) >= 2
+    xr.testing.assert_identical(chunked, whole)
+
+
+def test_small_integer_counts_give_the_coupling_of_int32_counts():
+    rng = np.random.default_rng(24)
+    ds, _ = make_drift_dataset(rng, n_trials=160, rules=["stable", "gradient"])
+    expected = reward_coupling(tuning_drift(ds, n_boot=0), ds, n_perm=20, rng=0)
+
+    for dtype in ("int8", "int16"):
+        small = ds.assign(counts=ds["counts"].astype(dtype))
+        coupling = reward_coupling(
+            tuning_drift(small, n_boot=0), small, n_perm=20, rng=0
+        )
+        xr.testing.assert_identical(coupling, expected)
 
 
 # --- errors ---

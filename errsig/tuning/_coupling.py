@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -18,6 +19,7 @@ from errsig._validation import check_positive_int, check_rng
 from errsig.stats import NullDraw, correct, null_targets, permutation_pvalues
 from errsig.tuning._design import (
     check_dataset,
+    unit_chunks,
     wrap_angle,
 )
 from errsig.tuning._irls import fit_poisson_glm
@@ -48,6 +50,21 @@ INNOVATION_MEMORY = 0.95
 
 #: Surrogates whose statistics are computed together (bounds memory).
 SURROGATE_CHUNK = 25
+
+#: Bytes of float64 work arrays one chunk of units may hold. Every statistic of
+#: a unit depends on that unit's series alone, so the units are taken a chunk at
+#: a time and the peak memory does not grow with the number of units.
+WORK_BYTES = 128 * 2**20
+
+#: Work arrays of (surrogates, units, trials) that the statistics hold at their
+#: peak (about 14, measured with tracemalloc), with a margin.
+STATISTICS_ARRAYS = 16
+
+#: Work arrays of (units, trials) that one chunk's tuning series hold.
+NEURAL_ARRAYS = 24
+
+#: Floats per unit and window that the drift test's fits and χ² hold.
+DRIFT_TEST_WINDOW_FLOATS = 40
 
 #: Largest trial lag of the mean-squared preferred-direction change.
 MSD_MAX_LAG = 20
@@ -237,7 +254,6 @@ def reward_coupling(
     seed = rng if isinstance(rng, int) else None
     generator = check_rng(rng)
 
-    neural = _neural_series(drift, ds)
     if null == "session" or surrogates is not None:
         surrogates = _session_draws(null, surrogates, ds)
         n_perm = len(surrogates["error"].values)
@@ -247,9 +263,9 @@ def reward_coupling(
         )
     error = _error(ds)
     reward = ds["reward"].values.astype(np.float64)
+    trials = None
     if isinstance(surrogates["error"], NullDraw):
         trials = surrogates["error"].neural_trials
-        neural = neural.restricted(trials)
         observed_error, observed_reward = error[trials], reward[trials]
         null_error = surrogates["error"].values
         null_reward = surrogates["reward"].values.astype(np.float64)
@@ -258,18 +274,15 @@ def reward_coupling(
         null_error = surrogates["error"]
         null_reward = surrogates["reward"].astype(np.float64)
 
-    settings = {"lags": lags, "rate": expectation_rate}
-    observed = _statistics(
-        neural, observed_error[None], observed_reward[None], settings
-    )
-    observed = {name: values[0] for name, values in observed.items()}
-    null_parts = [
-        _statistics(neural, null_error[part], null_reward[part], settings)
+    behaviour = [
+        _Behaviour.of(observed_error[None], observed_reward[None], expectation_rate)
+    ] + [
+        _Behaviour.of(null_error[part], null_reward[part], expectation_rate)
         for part in _chunks(n_perm, SURROGATE_CHUNK)
     ]
-    null_stats = {
-        name: np.concatenate([part[name] for part in null_parts]) for name in observed
-    }
+    observed, null_stats, variance_ratio, diffusion = _unit_statistics(
+        drift, ds, trials, behaviour, lags, observed_reward
+    )
 
     units = _unit_tests(observed, null_stats, alpha)
     areas = np.asarray(drift["area"].values) if "area" in drift.coords else None
@@ -283,12 +296,12 @@ def reward_coupling(
         units["significant_gated"],
         units["significant_drift"],
     )
-    result = _package(drift, units, lags, _variance_ratio(neural, observed_reward))
+    result = _package(drift, units, lags, variance_ratio)
     if areas is not None:
         result = xr.merge(
             [result, _area_tests(observed, null_stats, drift_test, areas, lags, alpha)]
         )
-    result = xr.merge([result, _diffusion(neural, ds, drift)])
+    result = xr.merge([result, diffusion])
     result.attrs.update(
         null=null,
         n_perm=n_perm,
@@ -363,17 +376,27 @@ class _Neural:
     memory: float  # decay per trial of a past update's trace in the residuals
     trial_positions: np.ndarray  # (T,) positions in ds
 
+    @cached_property
+    def sparse_kernel(self) -> sparse.csr_array:
+        """``kernel`` stored sparse (it is mostly zero), made once."""
+        return sparse.csr_array(self.kernel)
+
+    @cached_property
+    def sparse_level_kernel(self) -> sparse.csr_array:
+        """``level_kernel`` stored sparse, made once."""
+        return sparse.csr_array(self.level_kernel)
+
     def aggregate(self, series: np.ndarray) -> np.ndarray:
         """Trial series (..., T) to change-aligned series (..., C)."""
         if self.kernel is None:
             return series[..., :-1]
-        return _apply_kernel(series, self.kernel)
+        return _apply_kernel(series, self.sparse_kernel)
 
     def average(self, series: np.ndarray) -> np.ndarray:
         """Trial series (..., T) to estimate-aligned series (..., E)."""
         if self.level_kernel is None:
             return series
-        return _apply_kernel(series, self.level_kernel)
+        return _apply_kernel(series, self.sparse_level_kernel)
 
     def restricted(self, trials: np.ndarray) -> _Neural:
         """Restrict the series to a contiguous run of trial positions."""
@@ -409,11 +432,113 @@ class _Neural:
         )
 
 
-def _neural_series(drift: xr.Dataset, ds: xr.Dataset) -> _Neural:
+@dataclass(frozen=True)
+class _Behaviour:
+    """A batch of behaviour series, observed or surrogate: (B, T[, 2])."""
+
+    error: np.ndarray  # (B, T, 2) signed error
+    reward: np.ndarray  # (B, T) reward, 0 or 1
+    prediction_error: np.ndarray  # (B, T) R_n − R̄_n
+
+    @classmethod
+    def of(cls, error: np.ndarray, reward: np.ndarray, rate: float) -> _Behaviour:
+        """Make a batch, with its reward prediction errors at learning ``rate``."""
+        return cls(error, reward, reward - _running_expectation(reward, rate))
+
+
+def _unit_statistics(
+    drift: xr.Dataset,
+    ds: xr.Dataset,
+    trials: np.ndarray | None,
+    behaviour: list[_Behaviour],
+    lags: list[int],
+    observed_reward: np.ndarray,
+) -> tuple[dict, dict, np.ndarray, xr.Dataset]:
+    """Compute every unit's statistics, a chunk of units at a time.
+
+    A unit's statistics depend on its own series only, and the surrogates are
+    drawn before, for every unit at once; so the chunks, sized to hold
+    :data:`WORK_BYTES` of work arrays, leave the numbers as one chunk makes them.
+
+    Parameters
+    ----------
+    drift, ds : xarray.Dataset
+        As given to :func:`reward_coupling`.
+    trials : numpy.ndarray or None
+        The contiguous trial positions the surrogates cover, or None for all.
+    behaviour : list of _Behaviour
+        The observed behaviour (one series), then the surrogates in batches.
+    lags : list of int
+        Trial lags of the reward coupling.
+    observed_reward : numpy.ndarray
+        Reward on the tested trials, for the variance ratio.
+
+    Returns
+    -------
+    observed : dict of str to numpy.ndarray
+        Statistics of the observed behaviour, (U[, L]).
+    null : dict of str to numpy.ndarray
+        The same against every surrogate, (n_perm, U[, L]).
+    variance_ratio : numpy.ndarray
+        (U,).
+    diffusion : xarray.Dataset
+        ``msd`` and ``diffusion_rate``.
+    """
     counts, design = _fitted(drift)
+    n_units, n_trials = counts.shape
+    reference_coef = None
+    if "predicted_coef" not in drift:
+        reference_coef = fit_poisson_glm(design[None], counts[None]).coef[0]
+    positions = np.arange(n_trials)
+    if trials is not None:
+        positions = positions[int(trials[0]) : int(trials[-1]) + 1]
+    phases, msd_lags, msd_pairs = _msd_pairs(drift, ds, positions)
+    glm_preferred = drift["preferred_direction"].transpose("unit", ...).values
+
+    batch_sizes = [batch.reward.shape[0] for batch in behaviour]
+    unit_bytes = (STATISTICS_ARRAYS * max(batch_sizes) + NEURAL_ARRAYS) * n_trials * 8
+    ends = np.cumsum(batch_sizes[1:])
+    null_batches = [
+        slice(end - size, end) for end, size in zip(ends, batch_sizes[1:], strict=True)
+    ]
+    observed, null = {}, {}
+    variance_ratio = np.empty(n_units)
+    msd = np.empty((n_units, len(phases), len(msd_lags)))
+    for units in unit_chunks(n_units, unit_bytes, WORK_BYTES):
+        neural = _neural_series(drift, units, reference_coef)
+        if trials is not None:
+            neural = neural.restricted(trials)
+        parts = [_statistics(neural, batch, lags) for batch in behaviour]
+        for name, values in parts[0].items():
+            if name not in observed:
+                observed[name] = np.empty((n_units, *values.shape[2:]))
+                null[name] = np.empty((ends[-1], n_units, *values.shape[2:]))
+            observed[name][units] = values[0]
+            for batch, part in zip(null_batches, parts[1:], strict=True):
+                null[name][batch, units] = part[name]
+        variance_ratio[units] = _variance_ratio(neural, observed_reward)
+        preferred = (
+            neural.preferred
+            if drift.attrs["method"] == "filter"
+            else glm_preferred[units]
+        )
+        msd[units] = _mean_squared_change(preferred, msd.shape[1:], msd_pairs)
+    return observed, null, variance_ratio, _diffusion(msd, phases, msd_lags, drift)
+
+
+def _neural_series(
+    drift: xr.Dataset, units: slice, reference_coef: np.ndarray | None
+) -> _Neural:
+    """Compute the tuning series of a chunk of units.
+
+    ``reference_coef`` (U, p) is the session-wide fit of every unit, the reference
+    of the residuals when the drift has no filter predictions.
+    """
+    counts, design = _fitted(drift)
+    counts = counts[units]
     n_trials = design.shape[0]
-    coef = drift["coef"].transpose("unit", ...).values
-    preferred = drift["preferred_direction"].transpose("unit", ...).values
+    coef = drift["coef"].transpose("unit", ...).values[units]
+    preferred = drift["preferred_direction"].transpose("unit", ...).values[units]
 
     level = _unwrap(preferred)
     if drift.attrs["method"] == "filter":
@@ -443,10 +568,10 @@ def _neural_series(drift: xr.Dataset, ds: xr.Dataset) -> _Neural:
         # Innovations of the causal filter: what trial n shows beyond what the
         # trials before it predicted.
         reference = drift["predicted_coef"].transpose("unit", "trial", "term").values
+        reference = reference[units]
     else:
-        session = fit_poisson_glm(design[None], counts[None])
         reference = np.broadcast_to(
-            session.coef[0][:, None], (*coef.shape[:1], n_trials, design.shape[1])
+            reference_coef[units][:, None], (*coef.shape[:1], n_trials, design.shape[1])
         )
     reference_rate = np.exp(np.einsum("utp,tp->ut", reference, design))
     reference_preferred = np.arctan2(reference[..., 2], reference[..., 1])
@@ -469,10 +594,10 @@ def _neural_series(drift: xr.Dataset, ds: xr.Dataset) -> _Neural:
     )
 
 
-def _apply_kernel(series: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def _apply_kernel(series: np.ndarray, kernel: sparse.csr_array) -> np.ndarray:
     """``series @ kernel.T`` with the (mostly zero) kernel stored sparse."""
     flat = series.reshape(-1, series.shape[-1])
-    product = sparse.csr_array(kernel) @ flat.T
+    product = kernel @ flat.T
     return product.T.reshape(*series.shape[:-1], kernel.shape[0])
 
 
@@ -499,20 +624,20 @@ def _window_kernel(starts: np.ndarray, stops: np.ndarray, n_trials: int) -> np.n
 
 
 def _statistics(
-    neural: _Neural, error: np.ndarray, reward: np.ndarray, settings: dict
+    neural: _Neural, behaviour: _Behaviour, lags: list[int]
 ) -> dict[str, np.ndarray]:
     """All statistics for a batch of behaviour series: (B, U[, L])."""
+    error, reward = behaviour.error, behaviour.reward
+    prediction_error = behaviour.prediction_error
     change = neural.change
     valid = np.isfinite(change)
-    expectation = _running_expectation(reward, settings["rate"])
-    prediction_error = reward - expectation
 
     cos, sin = np.cos(neural.preferred), np.sin(neural.preferred)
     along = error[:, None, :, 0] * cos + error[:, None, :, 1] * sin
     across = -error[:, None, :, 0] * sin + error[:, None, :, 1] * cos
 
     reward_lag, error_lag = [], []
-    for lag in settings["lags"]:
+    for lag in lags:
         shifted_error = [_shift(component, lag) for component in (along, across)]
         error_lag.append(
             _r_squared(change, valid, *(neural.aggregate(s) for s in shifted_error))
@@ -752,7 +877,22 @@ def _rules(
 def _drift_test(drift: xr.Dataset, ds: xr.Dataset) -> dict[str, np.ndarray]:
     """Wald χ² of the (cos, sin) coefficients across non-overlapping windows."""
     counts, design = _fitted(drift)
+    n_units, n_trials = counts.shape
     window = int(drift.attrs["window"])
+    n_windows = design.shape[0] // window
+    unit_bytes = 8 * (n_trials + DRIFT_TEST_WINDOW_FLOATS * n_windows)
+    chi2 = np.full(n_units, np.nan)
+    df = np.zeros(n_units, dtype=np.int64)
+    for units in unit_chunks(n_units, unit_bytes, WORK_BYTES):
+        chi2[units], df[units] = _window_chi2(counts[units], design, window)
+    p_drift = np.where(df > 0, scipy_stats.chi2.sf(chi2, np.maximum(df, 1)), np.nan)
+    return {"drift_chi2": chi2, "drift_df": df, "p_drift": p_drift}
+
+
+def _window_chi2(
+    counts: np.ndarray, design: np.ndarray, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """χ² and degrees of freedom of the drift test for some units' counts (U, T)."""
     n_windows = design.shape[0] // window
     trials = np.arange(n_windows * window).reshape(n_windows, window)
     fit = fit_poisson_glm(design[trials], counts[:, trials].transpose(1, 0, 2))
@@ -775,9 +915,7 @@ def _drift_test(drift: xr.Dataset, ds: xr.Dataset) -> dict[str, np.ndarray]:
         chi2[enough] = np.einsum(
             "uwi,uwij,uwj->u", deviation, precision[enough], deviation
         )
-    df = np.where(enough, 2 * (n_usable - 1), 0)
-    p_drift = np.where(enough, scipy_stats.chi2.sf(chi2, np.maximum(df, 1)), np.nan)
-    return {"drift_chi2": chi2, "drift_df": df, "p_drift": p_drift}
+    return chi2, np.where(enough, 2 * (n_usable - 1), 0)
 
 
 def _area_tests(
@@ -850,33 +988,58 @@ def _area_tests(
     )
 
 
-def _diffusion(neural: _Neural, ds: xr.Dataset, drift: xr.Dataset) -> xr.Dataset:
-    """Mean-squared PD change against lag within each phase, and its slope."""
-    phase = np.asarray(ds["phase"].values).astype(str)[neural.trial_positions]
+def _msd_pairs(
+    drift: xr.Dataset, ds: xr.Dataset, positions: np.ndarray
+) -> tuple[list[str], np.ndarray, list[tuple[int, int, np.ndarray, int]]]:
+    """Phases, lags and the pairs of estimates of the mean-squared PD change.
+
+    Returns
+    -------
+    names : list of str
+        Phases present among the trial ``positions`` tested.
+    lags : numpy.ndarray
+        Trial lags of the mean-squared change.
+    pairs : list of tuple
+        ``(phase index, lag index, first estimates, step)``: the estimates of
+        the phase whose partner ``step`` estimates later lies in the phase too.
+    """
+    phase = np.asarray(ds["phase"].values).astype(str)[positions]
     names = [name for name in ("baseline", "force_field", "washout") if name in phase]
     if drift.attrs["method"] == "filter":
-        preferred = neural.preferred
         estimate_phase = phase
         spacing = 1
     else:
-        preferred = drift["preferred_direction"].transpose("unit", ...).values
         centres = np.round(drift["window_centre"].values).astype(int)
         estimate_phase = np.asarray(ds["phase"].values).astype(str)[centres]
         spacing = int(drift.attrs["step"])
     n_lags = MSD_MAX_LAG if spacing == 1 else max(1, MSD_MAX_LAG // spacing)
-    lags = spacing * np.arange(1, n_lags + 1)
-    msd = np.full((preferred.shape[0], len(names), n_lags), np.nan)
+    pairs = []
     for block, name in enumerate(names):
         inside = np.flatnonzero(estimate_phase == name)
         for index in range(n_lags):
             step = index + 1
-            pairs = inside[:-step][np.isin(inside[:-step] + step, inside)]
-            if pairs.size:
-                difference = wrap_angle(
-                    preferred[:, pairs + step] - preferred[:, pairs]
-                )
-                msd[:, block, index] = np.nanmean(difference**2, axis=1)
-    design = np.c_[np.ones(n_lags), lags]
+            first = inside[:-step][np.isin(inside[:-step] + step, inside)]
+            if first.size:
+                pairs.append((block, index, first, step))
+    return names, spacing * np.arange(1, n_lags + 1), pairs
+
+
+def _mean_squared_change(
+    preferred: np.ndarray, shape: tuple[int, int], pairs: list[tuple]
+) -> np.ndarray:
+    """Mean-squared PD change (units, phases, lags) over the pairs of estimates."""
+    msd = np.full((preferred.shape[0], *shape), np.nan)
+    for block, index, first, step in pairs:
+        difference = wrap_angle(preferred[:, first + step] - preferred[:, first])
+        msd[:, block, index] = np.nanmean(difference**2, axis=1)
+    return msd
+
+
+def _diffusion(
+    msd: np.ndarray, names: list[str], lags: np.ndarray, drift: xr.Dataset
+) -> xr.Dataset:
+    """Mean-squared PD change against lag within each phase, and its slope."""
+    design = np.c_[np.ones(len(lags)), lags]
     slope = np.full(msd.shape[:2], np.nan)
     finite = np.all(np.isfinite(msd), axis=-1)
     if finite.any():
@@ -927,7 +1090,7 @@ def _fitted(drift: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Return the summed counts (unit, trial) and design (trial, term) fitted."""
     counts = drift["epoch_counts"].transpose("unit", "trial").values
     design = drift["design"].transpose("trial", "term").values
-    return counts.astype(np.float64), design.astype(np.float64)
+    return np.asarray(counts, dtype=np.float64), np.asarray(design, dtype=np.float64)
 
 
 def _error(ds: xr.Dataset) -> np.ndarray:

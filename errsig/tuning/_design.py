@@ -14,11 +14,15 @@ __all__ = [
     "check_dataset",
     "cosine_design",
     "epoch_counts",
+    "unit_chunks",
     "wrap_angle",
 ]
 
 #: Names of the cosine-tuning terms, in the order of the design's columns.
 TUNING_TERMS = ("baseline", "cos", "sin")
+
+#: Bytes of float64 counts summed together by :func:`epoch_counts`.
+EPOCH_WORK_BYTES = 64 * 2**20
 
 #: Covariates computed from the behaviour in the epoch rather than read as-is.
 BEHAVIOUR_COVARIATES = {
@@ -51,6 +55,42 @@ def wrap_angle(angle: np.ndarray) -> np.ndarray:
     True
     """
     return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+
+
+def unit_chunks(n_units: int, unit_bytes: int, budget: int) -> list[slice]:
+    """Split the units into chunks whose work arrays fit a byte budget.
+
+    Parameters
+    ----------
+    n_units : int
+        Number of units.
+    unit_bytes : int
+        Bytes of work arrays one unit needs.
+    budget : int
+        Bytes one chunk may hold.
+
+    Returns
+    -------
+    list of slice
+        Consecutive chunks covering every unit. Each holds at least two units
+        (unless there is only one): numpy lays out and reduces a single row
+        differently from several, so a chunk of one unit could change the last
+        bits of its sums, and the results would depend on the budget.
+
+    Examples
+    --------
+    >>> from errsig.tuning._design import unit_chunks
+    >>> unit_chunks(7, unit_bytes=10, budget=30)
+    [slice(0, 3, None), slice(3, 7, None)]
+    """
+    size = max(2, budget // max(unit_bytes, 1))
+    starts = list(range(0, n_units, size))
+    if len(starts) > 1 and n_units - starts[-1] == 1:
+        starts.pop()  # the last unit joins the chunk before it
+    return [
+        slice(start, stop)
+        for start, stop in zip(starts, [*starts[1:], n_units], strict=True)
+    ]
 
 
 def check_dataset(ds: object, *, need: Sequence[str] = ()) -> xr.Dataset:
@@ -117,9 +157,8 @@ def epoch_counts(
     time = np.asarray(ds["time"].values, dtype=np.float64)
     if epoch is None:
         half_bin = float(ds.attrs.get("bin_size", 0.0)) / 2
-        counts = ds["counts"].sum("time").transpose("unit", "trial")
         used = (float(time.min() - half_bin), float(time.max() + half_bin))
-        return counts.values.astype(np.float64), used
+        return _summed_counts(ds["counts"], np.arange(time.size)), used
     try:
         start, stop = (float(value) for value in epoch)
     except (TypeError, ValueError):
@@ -133,9 +172,24 @@ def epoch_counts(
             f"{time.min():g} to {time.max():g} s relative to "
             f"{ds.attrs.get('align', 'the alignment event')!r}."
         )
-    counts = ds["counts"].isel(time=np.flatnonzero(inside)).sum("time")
-    counts = counts.transpose("unit", "trial").values.astype(np.float64)
-    return counts, (start, stop)
+    return _summed_counts(ds["counts"], np.flatnonzero(inside)), (start, stop)
+
+
+def _summed_counts(counts: xr.DataArray, bins: np.ndarray) -> np.ndarray:
+    """Sum counts (trial, unit, time) over ``bins``, as float64 (unit, trial).
+
+    A chunk of units at a time, each converted to float64 before it is summed
+    (counts may come as small integers), so that the work arrays stay within
+    :data:`EPOCH_WORK_BYTES`. The result is laid out trial-major, as the sum of
+    the whole array would be.
+    """
+    n_trials, n_units = counts.sizes["trial"], counts.sizes["unit"]
+    summed = np.empty((n_trials, n_units))
+    unit_bytes = 8 * n_trials * bins.size
+    for units in unit_chunks(n_units, unit_bytes, EPOCH_WORK_BYTES):
+        chunk = counts.isel(unit=units, time=bins).astype(np.float64)
+        summed[:, units] = chunk.sum("time").transpose("trial", "unit").values
+    return summed.T
 
 
 def cosine_design(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
 import xarray as xr
+from numpy.lib.stride_tricks import sliding_window_view
 
 from errsig._exceptions import ErrsigError
 from errsig._validation import check_positive_int, check_rng
@@ -16,6 +17,7 @@ from errsig.tuning._design import (
     cosine_design,
     epoch_counts,
     require_trials,
+    unit_chunks,
     wrap_angle,
 )
 from errsig.tuning._filter import track_tuning
@@ -25,6 +27,18 @@ __all__ = ["tuning_drift"]
 
 #: Two-sided 95% normal quantile for Wald intervals.
 Z_95 = 1.959963984540054
+
+#: Bytes of float64 work arrays one chunk of units may hold. Every fit is one
+#: unit's, so the units are fitted a chunk at a time and the peak memory beyond
+#: the results does not grow with the number of units.
+WORK_BYTES = 128 * 2**20
+
+#: Floats per unit and window that a window fit and its summary hold.
+WINDOW_FIT_FLOATS = 64
+
+#: Floats per unit and trial that the adaptive filter and smoother hold: the
+#: filtered (then smoothed) states, the predictions and the summary.
+FILTER_FLOATS = 40
 
 
 def tuning_drift(
@@ -275,27 +289,44 @@ def _window_fits(
     interval: str,
     rng: np.random.Generator,
 ) -> xr.Dataset:
-    n_trials = design.shape[0]
+    n_units, n_trials = counts.shape
     starts = np.arange(0, n_trials - window + 1, step)
     trial_of = starts[:, None] + np.arange(window)
-    fit = fit_poisson_glm(design[trial_of], counts[:, trial_of].transpose(1, 0, 2))
+    n_windows, n_terms = len(starts), design.shape[1]
+    window_design = design[trial_of]
+    # (window, unit, trial of the window): a view, no copy of the counts.
+    window_counts = sliding_window_view(counts, window, axis=1)[:, ::step]
+    window_counts = window_counts.transpose(1, 0, 2)
 
-    summary = tuning_summary(fit.coef, fit.cov)
+    unit_bytes = 8 * n_windows * WINDOW_FIT_FLOATS
+    multiplicity = boot_design = None
     if interval == "bootstrap":
-        summary.update(_bootstrap_windows(counts, design, trial_of, fit, n_boot, rng))
-    dims = ("window", "unit")
-    data = {name: (dims, values) for name, values in summary.items()}
-    data["coef"] = (("window", "unit", "term"), fit.coef)
-    data["coef_se"] = (
-        ("window", "unit", "term"),
-        np.sqrt(np.diagonal(fit.cov, axis1=-2, axis2=-1)),
-    )
-    data["coef_cov"] = (("window", "unit", "term", "term_"), fit.cov)
-    data["converged"] = (dims, fit.converged)
-    data["n_iter"] = (dims, fit.n_iter)
-    data["dispersion"] = (dims, fit.dispersion)
+        # Drawn once for every unit, so the draws do not depend on the chunks.
+        multiplicity = _bootstrap_weights(window, (n_windows, n_boot), rng)
+        boot_design = window_design[np.repeat(np.arange(n_windows), n_boot)]
+        unit_bytes += 8 * n_windows * n_boot * (2 * window + n_terms**2 + 16)
+
+    def fit_chunk(units: slice) -> dict[str, np.ndarray]:
+        fit = fit_poisson_glm(window_design, window_counts[:, units])
+        arrays = tuning_summary(fit.coef, fit.cov)
+        if multiplicity is not None:
+            arrays.update(
+                _bootstrap_windows(
+                    window_counts[:, units], boot_design, fit, multiplicity
+                )
+            )
+        arrays["coef"] = fit.coef
+        arrays["coef_se"] = np.sqrt(np.diagonal(fit.cov, axis1=-2, axis2=-1))
+        arrays["coef_cov"] = fit.cov
+        arrays["converged"] = fit.converged
+        arrays["n_iter"] = fit.n_iter
+        arrays["dispersion"] = fit.dispersion
+        return arrays
+
+    arrays = _by_unit_chunks(n_units, unit_bytes, fit_chunk, unit_axis=1)
+    dims = ("window", "unit", "term", "term_")
     result = xr.Dataset(
-        data,
+        {name: (dims[: values.ndim], values) for name, values in arrays.items()},
         coords={
             "window": np.arange(len(starts)),
             "window_start": ("window", starts),
@@ -307,23 +338,69 @@ def _window_fits(
     return result.transpose("unit", "window", ...)
 
 
-def _bootstrap_windows(
-    counts: np.ndarray,
-    design: np.ndarray,
-    trial_of: np.ndarray,
-    fit,
-    n_boot: int,
-    rng: np.random.Generator,
+def _by_unit_chunks(
+    n_units: int,
+    unit_bytes: int,
+    compute: Callable[[slice], dict[str, np.ndarray]],
+    *,
+    unit_axis: int,
 ) -> dict[str, np.ndarray]:
-    n_windows, window = trial_of.shape
-    multiplicity = _bootstrap_weights(window, (n_windows, n_boot), rng)
+    """Run ``compute`` on chunks of units and gather its arrays.
+
+    Parameters
+    ----------
+    n_units : int
+        Number of units.
+    unit_bytes : int
+        Bytes of work arrays ``compute`` needs per unit; chunks hold at most
+        :data:`WORK_BYTES` of them.
+    compute : callable
+        Takes a slice of units, returns named arrays with that many units along
+        ``unit_axis``.
+    unit_axis : int
+        Axis of the units in every array.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The arrays of every unit, in the order ``compute`` names them.
+    """
+    chunks = unit_chunks(n_units, unit_bytes, WORK_BYTES)
+    if len(chunks) == 1:
+        return compute(chunks[0])
+    gathered = {}
+    for units in chunks:
+        for name, values in compute(units).items():
+            if name not in gathered:
+                shape = list(values.shape)
+                shape[unit_axis] = n_units
+                gathered[name] = np.empty(shape, dtype=values.dtype)
+            index = [slice(None)] * values.ndim
+            index[unit_axis] = units
+            gathered[name][tuple(index)] = values
+    return gathered
+
+
+def _bootstrap_windows(
+    window_counts: np.ndarray,
+    boot_design: np.ndarray,
+    fit,
+    multiplicity: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Bootstrap intervals of some units' window fits.
+
+    ``window_counts`` (window, unit, trial of the window) are the units' counts,
+    ``boot_design`` the design of every window repeated once per resample and
+    ``multiplicity`` (window, resample, trial of the window) the resamples.
+    """
+    n_windows, n_boot, window = multiplicity.shape
     groups = np.repeat(np.arange(n_windows), n_boot)
     boot = fit_poisson_glm(
-        design[trial_of][groups],
-        counts[:, trial_of].transpose(1, 0, 2)[groups],
+        boot_design,
+        window_counts[groups],
         multiplicity.reshape(n_windows * n_boot, 1, window),
     )
-    n_units = counts.shape[0]
+    n_units = window_counts.shape[1]
     coef = boot.coef.reshape(n_windows, n_boot, n_units, -1)
     direction = np.arctan2(coef[..., 2], coef[..., 1])
     depth = np.hypot(coef[..., 1], coef[..., 2])
@@ -411,13 +488,57 @@ def _block_fits(
     rng: np.random.Generator,
 ) -> xr.Dataset:
     names, positions = block_labels(phase)
+    n_units, n_trials = counts.shape
+    n_blocks, n_terms = len(names), design.shape[1]
+    fitted = [trials.size >= n_terms + 2 for trials in positions]
+    # Drawn once for every unit, so the draws do not depend on the chunks.
+    block_rngs = rng.spawn(max(n_blocks, 1))
+    weights = [
+        _bootstrap_weights(trials.size, (n_boot,), block_rng)
+        if n_boot and is_fitted
+        else None
+        for trials, is_fitted, block_rng in zip(
+            positions, fitted, block_rngs[:n_blocks], strict=True
+        )
+    ]
+    with_changes = bool(n_boot and names and names[0] == "baseline")
+    unit_bytes = 8 * (n_trials + n_boot * (n_terms**2 + n_terms + 8 + 12 * n_blocks))
+
+    def fit_chunk(units: slice) -> dict[str, np.ndarray]:
+        return _block_chunk(
+            counts[units], design, positions, weights, n_boot, with_changes
+        )
+
+    arrays = _by_unit_chunks(n_units, unit_bytes, fit_chunk, unit_axis=1)
+    result = xr.Dataset(
+        {name: (("block", "unit"), values) for name, values in arrays.items()},
+        coords={
+            "block": names,
+            "block_n_trials": ("block", [len(trials) for trials in positions]),
+        },
+    )
+    return result.transpose("unit", "block")
+
+
+def _block_chunk(
+    counts: np.ndarray,
+    design: np.ndarray,
+    positions: list[np.ndarray],
+    weights: list[np.ndarray | None],
+    n_boot: int,
+    with_changes: bool,
+) -> dict[str, np.ndarray]:
+    """Block fits, bootstrap intervals and changes of some units' counts (U, T).
+
+    ``weights`` holds each block's bootstrap multiplicities (resample, trial),
+    or None for a block with too few trials to fit.
+    """
     n_units = counts.shape[0]
-    n_blocks = len(names)
+    n_blocks = len(positions)
     estimate = np.full((n_blocks, n_units, 2), np.nan)
     boot_direction = np.full((n_blocks, n_boot, n_units), np.nan)
     boot_depth = np.full((n_blocks, n_boot, n_units), np.nan)
     converged = np.zeros((n_blocks, n_units), dtype=bool)
-    block_rngs = rng.spawn(max(n_blocks, 1))
     for index, trials in enumerate(positions):
         if trials.size < design.shape[1] + 2:
             continue
@@ -430,48 +551,34 @@ def _block_fits(
         ]
         converged[index] = fit.converged[0]
         if n_boot:
-            weights = _bootstrap_weights(trials.size, (n_boot,), block_rngs[index])
             boot = fit_poisson_glm(
                 np.broadcast_to(block_design, (n_boot, *block_design.shape[1:])),
                 block_counts,
-                weights[:, None, :],
+                weights[index][:, None, :],
             )
             boot_direction[index] = np.arctan2(boot.coef[..., 2], boot.coef[..., 1])
             boot_depth[index] = np.hypot(boot.coef[..., 1], boot.coef[..., 2])
 
     direction, depth = estimate[..., 0], estimate[..., 1]
     data = {
-        "block_preferred_direction": (("block", "unit"), direction),
-        "block_depth": (("block", "unit"), depth),
-        "block_converged": (("block", "unit"), converged),
+        "block_preferred_direction": direction,
+        "block_depth": depth,
+        "block_converged": converged,
     }
     if n_boot:
         low, high = _circular_percentiles(boot_direction, direction[:, None], axis=1)
-        data["block_preferred_direction_low"] = (("block", "unit"), low)
-        data["block_preferred_direction_high"] = (("block", "unit"), high)
-        data["block_depth_low"] = (
-            ("block", "unit"),
-            _nan_percentile(boot_depth, 2.5, axis=1),
-        )
-        data["block_depth_high"] = (
-            ("block", "unit"),
-            _nan_percentile(boot_depth, 97.5, axis=1),
-        )
-    if n_boot and names and names[0] == "baseline":
+        data["block_preferred_direction_low"] = low
+        data["block_preferred_direction_high"] = high
+        data["block_depth_low"] = _nan_percentile(boot_depth, 2.5, axis=1)
+        data["block_depth_high"] = _nan_percentile(boot_depth, 97.5, axis=1)
+    if with_changes:
         data.update(_block_changes(direction, boot_direction))
-    result = xr.Dataset(
-        data,
-        coords={
-            "block": names,
-            "block_n_trials": ("block", [len(trials) for trials in positions]),
-        },
-    )
-    return result.transpose("unit", "block")
+    return data
 
 
 def _block_changes(
     direction: np.ndarray, boot_direction: np.ndarray
-) -> dict[str, tuple]:
+) -> dict[str, np.ndarray]:
     """Bootstrap change in preferred direction of each block from baseline."""
     change = wrap_angle(direction - direction[:1])
     boot_change = wrap_angle(boot_direction - boot_direction[:1])
@@ -486,36 +593,41 @@ def _block_changes(
         high = _nan_percentile(unwrapped, 97.5, axis=1)
     p_value = np.where(np.isfinite(change) & (n_valid > 0), p_value, np.nan)
     p_value[0] = np.nan
-    dims = ("block", "unit")
     return {
-        "block_pd_change": (dims, change),
-        "block_pd_change_low": (dims, low),
-        "block_pd_change_high": (dims, high),
-        "block_p_change": (dims, p_value),
+        "block_pd_change": change,
+        "block_pd_change_low": low,
+        "block_pd_change_high": high,
+        "block_p_change": p_value,
     }
 
 
 def _filter_fits(counts: np.ndarray, design: np.ndarray, window: int) -> xr.Dataset:
-    start = fit_poisson_glm(design[None, :window], counts[None, :, :window])
-    session = fit_poisson_glm(design[None], counts[None])
-    track = track_tuning(
-        design,
-        counts,
-        start_coef=start.coef[0],
-        start_cov=start.cov[0],
-        fallback_coef=session.coef[0],
+    n_units, n_trials = counts.shape
+
+    def track_chunk(units: slice) -> dict[str, np.ndarray]:
+        start = fit_poisson_glm(design[None, :window], counts[None, units, :window])
+        session = fit_poisson_glm(design[None], counts[None, units])
+        track = track_tuning(
+            design,
+            counts[units],
+            start_coef=start.coef[0],
+            start_cov=start.cov[0],
+            fallback_coef=session.coef[0],
+        )
+        arrays = tuning_summary(track.coef, track.cov)
+        arrays["coef"] = track.coef
+        arrays["coef_se"] = np.sqrt(np.diagonal(track.cov, axis1=-2, axis2=-1))
+        arrays["predicted_coef"] = track.predicted_coef
+        arrays["process_noise"] = track.process_noise
+        arrays["baseline_process_noise"] = track.baseline_process_noise
+        arrays["log_likelihood"] = track.log_likelihood
+        arrays["converged"] = track.converged
+        return arrays
+
+    arrays = _by_unit_chunks(
+        n_units, 8 * n_trials * FILTER_FLOATS, track_chunk, unit_axis=0
     )
-    summary = tuning_summary(track.coef, track.cov)
-    dims = ("unit", "trial")
-    data = {name: (dims, values) for name, values in summary.items()}
-    data["coef"] = (("unit", "trial", "term"), track.coef)
-    data["coef_se"] = (
-        ("unit", "trial", "term"),
-        np.sqrt(np.diagonal(track.cov, axis1=-2, axis2=-1)),
+    dims = ("unit", "trial", "term")
+    return xr.Dataset(
+        {name: (dims[: values.ndim], values) for name, values in arrays.items()}
     )
-    data["predicted_coef"] = (("unit", "trial", "term"), track.predicted_coef)
-    data["process_noise"] = ("unit", track.process_noise)
-    data["baseline_process_noise"] = ("unit", track.baseline_process_noise)
-    data["log_likelihood"] = ("unit", track.log_likelihood)
-    data["converged"] = ("unit", track.converged)
-    return xr.Dataset(data)

@@ -109,11 +109,12 @@ def track_tuning(
     )
     log_likelihood = _forward(
         design,
-        np.repeat(counts, n_grid, axis=0),
+        counts,
         np.repeat(prior_mean, n_grid, axis=0),
         np.repeat(prior_cov, n_grid, axis=0),
         noise,
         store=False,
+        repeats=n_grid,
     )[0].reshape(n_units, n_grid)
     best = np.argmax(log_likelihood, axis=1)
 
@@ -121,8 +122,8 @@ def track_tuning(
     _, filtered_mean, filtered_cov = _forward(
         design, counts, prior_mean, prior_cov, chosen_noise, store=True
     )
-    coef, cov = _smooth(filtered_mean, filtered_cov, chosen_noise)
     predicted = np.concatenate([prior_mean[:, None], filtered_mean[:, :-1]], axis=1)
+    coef, cov = _smooth(filtered_mean, filtered_cov, chosen_noise)
     predicted[~converged] = np.nan
     coef[~converged] = np.nan
     cov[~converged] = np.nan
@@ -155,9 +156,16 @@ def _forward(
     noise: np.ndarray,
     *,
     store: bool,
+    repeats: int = 1,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Filter every series; return the approximate log likelihood (and states)."""
-    n_series, n_trials = counts.shape
+    """Filter every series; return the approximate log likelihood (and states).
+
+    Each row of ``counts`` is the spike counts of ``repeats`` consecutive series
+    (one unit under several process noises), repeated trial by trial rather
+    than copied whole.
+    """
+    n_trials = counts.shape[1]
+    n_series = counts.shape[0] * repeats
     n_terms = design.shape[1]
     mean = prior_mean.copy()
     cov = prior_cov - noise  # so that the first prediction has the prior's spread
@@ -171,6 +179,8 @@ def _forward(
         curvature = spread @ row
         rate = np.exp(np.minimum(mean @ row, 50.0))
         count = counts[:, trial]
+        if repeats > 1:
+            count = np.repeat(count, repeats)
         residual = count - rate
         gain = rate * curvature
 
@@ -198,9 +208,13 @@ def _forward(
 def _smooth(
     filtered_mean: np.ndarray, filtered_cov: np.ndarray, noise: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rauch–Tung–Striebel fixed-interval smoother for a random-walk state."""
-    mean = filtered_mean.copy()
-    cov = filtered_cov.copy()
+    """Rauch–Tung–Striebel fixed-interval smoother for a random-walk state.
+
+    Smooths in place: going back from the last trial, each trial's filtered
+    state is overwritten by its smoothed state, which is all that the trials
+    before it need.
+    """
+    mean, cov = filtered_mean, filtered_cov
     n_trials = mean.shape[1]
     for trial in range(n_trials - 2, -1, -1):
         current = filtered_cov[:, trial]
