@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import multivariate_normal
+from scipy.special import ndtri
+from scipy.stats import multivariate_normal, rankdata
 
 from errsig import ErrsigError, InsufficientDataError
 from errsig.information import (
+    _copula,
     _engine,
     binned_mi,
     copnorm,
@@ -262,6 +264,32 @@ def test_copnorm_ties():
     assert len(np.unique(broken)) == 6
     assert np.all(np.diff(broken[np.argsort(counts, kind="stable")][[0, 3, 4]]) > 0)
     np.testing.assert_array_equal(broken, copnorm(counts, ties="random", rng=0))
+
+
+def test_copnorm_counts_ranks_like_sorting():
+    # whole numbers are ranked by counting (compiled, or numpy's bincount), any
+    # other values by sorting: every route gives the average ranks of scipy
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(3.0, (80, 4, 3)) - 2
+    ranks = rankdata(counts, method="average", axis=0)
+    expected = ndtri(ranks / 81.0)
+    expected -= expected.mean(axis=0)
+    for x in (counts, counts.astype(np.int32), counts.astype(float)):
+        np.testing.assert_allclose(copnorm(x), expected, atol=1e-12)
+    np.testing.assert_allclose(copnorm(counts + 0.5), expected, atol=1e-12)
+
+    samples = counts.reshape(80, -1).astype(float)
+    low = samples.min(axis=0)
+    n_values = int((samples.max(axis=0) - low).max()) + 1
+    quantiles = ndtri(np.arange(2, 161) / 162.0)
+    compiled, source = np.empty((2, 12, 80))
+    _copula._average_rank_quantiles(samples, low, n_values, quantiles, compiled)
+    _copula._average_rank_quantiles_python(samples, low, n_values, quantiles, source)
+    numpy_ranks = _copula._integer_average_ranks(np.ascontiguousarray(samples.T))
+    np.testing.assert_array_equal(compiled, source)
+    np.testing.assert_array_equal(
+        compiled, quantiles[(2 * numpy_ranks).astype(int) - 2]
+    )
 
 
 # --- errors ---------------------------------------------------------------------
