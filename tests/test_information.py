@@ -292,6 +292,28 @@ def test_copnorm_counts_ranks_like_sorting():
     )
 
 
+def test_rank_normalise_rows_with_and_without_ties():
+    rng = np.random.default_rng(6)
+    values = rng.normal(size=(4, 2, 50))
+    tied = values.round(1)
+    for rows in (values, tied, np.moveaxis(values, 1, 0)):
+        expected = ndtri(rankdata(rows, method="average", axis=-1) / 51.0)
+        np.testing.assert_allclose(_engine.rank_normalise_rows(rows), expected)
+
+    order = np.argsort(values.reshape(8, 50), axis=-1)
+    quantiles = ndtri(np.arange(1, 51) / 51.0)
+    compiled, source = np.empty((2, 8, 50))
+    assert _engine._place_quantiles(values.reshape(8, 50), order, quantiles, compiled)
+    assert _engine._place_quantiles_python(
+        values.reshape(8, 50), order, quantiles, source
+    )
+    np.testing.assert_array_equal(compiled, source)
+    tied_order = np.argsort(tied.reshape(8, 50), axis=-1)
+    assert not _engine._place_quantiles(
+        tied.reshape(8, 50), tied_order, quantiles, compiled
+    )
+
+
 # --- errors ---------------------------------------------------------------------
 
 
@@ -335,9 +357,10 @@ def test_ksg_matches_scikit_learn_on_standardised_data(rho):
     np.testing.assert_allclose(ours, reference / np.log(2), rtol=1e-10)
 
 
-def test_fused_class_moments_equal_the_numpy_path():
-    # the compiled one-pass kernel of discrete_mi, its Python source and the
-    # general numpy path (per-class moments, then the weighted log-variances)
+def test_compiled_class_moments_equal_the_numpy_path():
+    # the compiled passes of discrete_mi (class variances, then the weighted
+    # log-variances in bits), their Python sources and the general numpy path
+    # (per-class moments, then the weighted half log-determinants)
     rng = np.random.default_rng(3)
     n_classes, n_chunk, n_tests, n_trials = 3, 5, 7, 60
     x = rng.normal(size=(n_trials, n_tests))
@@ -351,21 +374,23 @@ def test_fused_class_moments_equal_the_numpy_path():
     totals = np.stack([x.sum(axis=0), (x**2).sum(axis=0)])
     sizes = np.stack([(codes == k).sum(axis=1) for k in range(n_classes)]) * 1.0
     weights = sizes / n_trials
+    offsets = rng.normal(size=n_chunk)
 
-    reference = np.einsum(
+    weighted = np.einsum(
         "ks,kst->st",
         weights,
         _engine._class_half_logdet(sums, sizes, 1, [(0, 0)]),
     )
-    hidden = sums.copy()
-    hidden[-1] = np.nan  # the last class comes from the totals
-    np.testing.assert_allclose(
-        _engine._weighted_class_half_logvar(hidden, totals, sizes, weights),
-        reference,
-        rtol=1e-12,
-    )
-    np.testing.assert_allclose(
-        _engine._weighted_class_half_logvar_python(hidden, totals, sizes, weights),
-        reference,
-        rtol=1e-12,
-    )
+    reference = (offsets[:, None] - weighted) / np.log(2.0)
+    # the compiled code takes (class, moment, surrogate, test), without the last
+    known = np.ascontiguousarray(sums[:-1].transpose(0, 2, 1, 3))
+    for variances_of, bits_of in [
+        (_engine._class_variances, _engine._weighted_bits),
+        (_engine._class_variances_python, _engine._weighted_bits_python),
+    ]:
+        variances = np.empty((n_classes, n_chunk, n_tests))
+        variances_of(known, totals, sizes, variances)
+        mi = np.full((n_chunk + 2, n_tests + 3), np.nan)
+        bits_of(np.log(variances), weights * 0.5, offsets, mi, 1, 2)
+        np.testing.assert_allclose(mi[1:-1, 2:-1], reference, rtol=1e-12)
+        assert np.isnan(mi[[0, -1]]).all() and np.isnan(mi[:, [0, 1, -1]]).all()

@@ -37,10 +37,14 @@ from errsig.information._gcmi import LN2, _mi_bias, entropy_bias
 
 logger = logging.getLogger(__name__)
 
-#: Bytes of projection output computed at once; bounds the engine's memory.
+#: Bytes of product output computed at once; bounds the engine's memory.
 CHUNK_BYTES = 32 * 2**20
 
-try:  # numba fuses the per-class moments into one pass; numpy does it otherwise
+#: Fewest tests in a block of the GCMI products: narrower products run BLAS well
+#: below its rate (256 tests about a quarter slower than 2,000).
+MIN_BLOCK_TESTS = 512
+
+try:  # numba fuses the elementwise passes over each block; numpy does them otherwise
     from numba import njit as _numba_njit
 
     # Serial on purpose: numba's default threading layer aborts the process when
@@ -71,14 +75,26 @@ def rank_normalise_rows(values: np.ndarray) -> np.ndarray:
     """Copula-normalise along the last axis (trials), ties at their mean rank."""
     n_trials = values.shape[-1]
     order = np.argsort(values, axis=-1)
-    ordered = np.take_along_axis(values, order, axis=-1)
-    if np.any(ordered[..., 1:] == ordered[..., :-1]):
-        ranks = rankdata(values, method="average", axis=-1)
-        return ndtri(ranks / (n_trials + 1.0))
     # no ties (the usual case for a continuous target): one sort suffices
     quantiles = ndtri(np.arange(1, n_trials + 1) / (n_trials + 1.0))
     normalised = np.empty(values.shape)
-    np.put_along_axis(normalised, order, np.broadcast_to(quantiles, values.shape), -1)
+    if _jit is not None and values.size:
+        rows = (-1, n_trials)
+        untied = _place_quantiles(
+            np.ascontiguousarray(values).reshape(rows),
+            order.reshape(rows),
+            quantiles,
+            normalised.reshape(rows),
+        )
+    else:
+        ordered = np.take_along_axis(values, order, axis=-1)
+        untied = not np.any(ordered[..., 1:] == ordered[..., :-1])
+        if untied:
+            quantiles = np.broadcast_to(quantiles, values.shape)
+            np.put_along_axis(normalised, order, quantiles, -1)
+    if not untied:
+        ranks = rankdata(values, method="average", axis=-1)
+        return ndtri(ranks / (n_trials + 1.0))
     return normalised
 
 
@@ -133,7 +149,7 @@ def continuous_mi(
     neural_dims : int, default=1
         Dimension of each test's neural variable.
     progress : bool, default=False
-        Show a progress bar over the surrogate chunks.
+        Show a progress bar over the blocks of products.
 
     Returns
     -------
@@ -146,23 +162,63 @@ def continuous_mi(
     stacked = np.ascontiguousarray(basis.transpose(1, 0, 2)).reshape(n_trials, -1)
     mi = np.empty((n_surrogates, n_tests))
 
-    for start, stop in _chunks(n_surrogates, neural.shape[1] * n_basis, progress):
-        block = stacked[:, start * n_basis : stop * n_basis]
-        projection = (block.T @ neural).reshape(stop - start, n_basis, -1)
+    blocks, max_pairs = _blocks(n_surrogates, n_tests, n_basis * neural_dims, progress)
+    product = np.empty(max_pairs * n_basis * neural_dims)  # reused by every block
+    work = np.empty((2, max_pairs)) if neural_dims == 1 else None
+    for surrogates, tests in blocks:
+        n_chunk = surrogates.stop - surrogates.start
+        left = stacked[:, surrogates.start * n_basis : surrogates.stop * n_basis].T
+        right = neural[:, tests.start * neural_dims : tests.stop * neural_dims]
+        projection = np.matmul(
+            left, right, out=_view(product, (left.shape[0], right.shape[1]))
+        ).reshape(n_chunk, n_basis, -1)
         if neural_dims == 1:
-            total = np.einsum("smt,smt->st", projection, projection)
-            log_ratio = -np.log1p(-np.minimum(total, 1.0))
-            if n_given:
-                given = projection[:, :n_given]
-                log_ratio += np.log1p(-np.einsum("smt,smt->st", given, given))
-        else:
-            projection = projection.reshape(stop - start, n_basis, n_tests, neural_dims)
-            gram = np.einsum("smtp,sntp->stmn", projection, projection)
-            eye = np.eye(n_basis)
-            log_ratio = _logdet(eye[:n_given, :n_given] - gram[..., :n_given, :n_given])
-            log_ratio -= _logdet(eye - gram)
-        mi[start:stop] = (0.5 * log_ratio - bias) / LN2
+            _univariate_continuous_mi(
+                projection, n_given, bias, mi, surrogates, tests, work
+            )
+            continue
+        projection = projection.reshape(n_chunk, n_basis, -1, neural_dims)
+        gram = np.einsum("smtp,sntp->stmn", projection, projection)
+        eye = np.eye(n_basis)
+        log_ratio = _logdet(eye[:n_given, :n_given] - gram[..., :n_given, :n_given])
+        log_ratio -= _logdet(eye - gram)
+        mi[surrogates, tests] = (0.5 * log_ratio - bias) / LN2
     return mi
+
+
+def _univariate_continuous_mi(
+    projection: np.ndarray,
+    n_given: int,
+    bias: float,
+    mi: np.ndarray,
+    surrogates: slice,
+    tests: slice,
+    work: np.ndarray,
+) -> None:
+    """Fill a block of ``mi`` from the projections of 1-D neural variables.
+
+    ``projection`` is (n_chunk, n_basis, n_block_tests) and ``work`` (2, at
+    least n_chunk · n_block_tests) scratch space. Compiled, the squared norms
+    take one pass, their logs a vectorised numpy pass (several times faster than
+    the scalar log of compiled code) and the scaling to bits a second compiled
+    pass.
+    """
+    if _jit is None:  # pragma: no cover - numba is a dependency
+        total = np.einsum("smt,smt->st", projection, projection)
+        log_ratio = -np.log1p(-np.minimum(total, 1.0))
+        if n_given:
+            given = projection[:, :n_given]
+            log_ratio += np.log1p(-np.einsum("smt,smt->st", given, given))
+        mi[surrogates, tests] = (0.5 * log_ratio - bias) / LN2
+        return
+
+    shape = (projection.shape[0], projection.shape[2])
+    total, given = _view(work[0], shape), _view(work[1], shape)
+    _negated_squared_norms(projection, n_given, total, given)
+    np.log1p(total, out=total)
+    if n_given:
+        np.log1p(given, out=given)
+    _continuous_bits(total, given, n_given, bias, mi, surrogates.start, tests.start)
 
 
 def discrete_mi(
@@ -186,7 +242,7 @@ def discrete_mi(
     neural_dims : int, default=1
         Dimension of each test's neural variable.
     progress : bool, default=False
-        Show a progress bar over the surrogate chunks.
+        Show a progress bar over the blocks of products.
 
     Returns
     -------
@@ -200,10 +256,7 @@ def discrete_mi(
     so a binary target costs one product, not two.
     """
     n_surrogates, n_trials = codes.shape
-    features, pairs = _moment_features(neural, neural_dims)
-    n_features, n_tests = features.shape[1:]
-    flat = features.reshape(n_trials, -1)
-    totals = flat.sum(axis=0).reshape(n_features, n_tests)
+    n_tests = neural.shape[1] // neural_dims
     class_sizes = np.stack(
         [np.count_nonzero(codes == k, axis=1) for k in range(n_classes)]
     ).astype(np.float64)  # (n_classes, n_surrogates)
@@ -221,29 +274,83 @@ def discrete_mi(
     ]
     mi = np.empty((n_surrogates, n_tests))
 
-    fused = _jit is not None and neural_dims == 1
+    if _jit is not None and neural_dims == 1:
+        _univariate_discrete_mi(
+            neural, indicators, safe_sizes, weights, pooled - bias, mi, progress
+        )
+        mi[too_small] = np.nan
+        return mi
+
+    features, pairs = _moment_features(neural, neural_dims)
+    n_features = features.shape[1]
+    flat = features.reshape(n_trials, -1)
+    totals = flat.sum(axis=0).reshape(n_features, n_tests)
     for start, stop in _chunks(n_surrogates, flat.shape[1] * n_classes, progress):
         sums = np.empty((n_classes, stop - start, n_features, n_tests))
         for k, indicator in enumerate(indicators):
             np.matmul(
                 indicator[:, start:stop].T, flat, out=sums[k].reshape(stop - start, -1)
             )
+        sums[-1] = totals - sums[:-1].sum(axis=0)
         sizes = safe_sizes[:, start:stop]
-        if fused:
-            # contiguous, so that numba compiles (and caches) one signature only
-            weighted = _weighted_class_half_logvar(
-                sums,
-                np.ascontiguousarray(totals),
-                np.ascontiguousarray(sizes),
-                np.ascontiguousarray(weights[:, start:stop]),
-            )
-        else:
-            sums[-1] = totals - sums[:-1].sum(axis=0)
-            conditional = _class_half_logdet(sums, sizes, neural_dims, pairs)
-            weighted = np.einsum("ks,kst->st", weights[:, start:stop], conditional)
+        conditional = _class_half_logdet(sums, sizes, neural_dims, pairs)
+        weighted = np.einsum("ks,kst->st", weights[:, start:stop], conditional)
         mi[start:stop] = (pooled - weighted - bias[start:stop, None]) / LN2
     mi[too_small] = np.nan
     return mi
+
+
+def _univariate_discrete_mi(
+    neural: np.ndarray,
+    indicators: list[np.ndarray],
+    sizes: np.ndarray,
+    weights: np.ndarray,
+    offsets: np.ndarray,
+    mi: np.ndarray,
+    progress: bool,
+) -> None:
+    """Fill ``mi`` with the discrete-target MI of 1-D neural variables, in bits.
+
+    The per-class sums of ``x`` and ``x²`` of a block of tests are two products
+    per class (the last class is the totals less the others); a compiled pass
+    turns them into class variances, numpy takes their logs (vectorised) and a
+    second compiled pass weights them: ``mi = (offset - Σ_k w_k · ½ log var_k) /
+    ln 2``, with ``offset`` the pooled term less the bias.
+    """
+    n_surrogates, n_tests = mi.shape
+    n_classes = len(indicators) + 1
+    squares = neural * neural
+    totals = np.stack([neural.sum(axis=0), squares.sum(axis=0)])
+    half_weights = np.ascontiguousarray(weights * 0.5)
+
+    blocks, max_pairs = _blocks(n_surrogates, n_tests, 2 * (n_classes - 1), progress)
+    product = np.empty(max_pairs * 2 * (n_classes - 1))  # reused by every block
+    variance_buffer = np.empty(max_pairs * n_classes)
+    for surrogates, tests in blocks:
+        n_chunk = surrogates.stop - surrogates.start
+        n_block_tests = tests.stop - tests.start
+        sums = _view(product, (n_classes - 1, 2, n_chunk, n_block_tests))
+        for k, indicator in enumerate(indicators):
+            left = indicator[:, surrogates].T
+            np.matmul(left, neural[:, tests], out=sums[k, 0])
+            np.matmul(left, squares[:, tests], out=sums[k, 1])
+        variances = _view(variance_buffer, (n_classes, n_chunk, n_block_tests))
+        _class_variances(
+            sums,
+            np.ascontiguousarray(totals[:, tests]),
+            np.ascontiguousarray(sizes[:, surrogates]),
+            variances,
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):  # constant columns
+            np.log(variances, out=variances)
+        _weighted_bits(
+            variances,
+            np.ascontiguousarray(half_weights[:, surrogates]),
+            np.ascontiguousarray(offsets[surrogates]),
+            mi,
+            surrogates.start,
+            tests.start,
+        )
 
 
 def _moment_features(
@@ -284,44 +391,150 @@ def _class_half_logdet(
     return 0.5 * _logdet(covariance)
 
 
-def _weighted_class_half_logvar_python(
-    sums: np.ndarray, totals: np.ndarray, sizes: np.ndarray, weights: np.ndarray
-) -> np.ndarray:
-    """Σ_k w_k · ½ log var_k of a 1-D neural variable, in one pass per test.
+def _place_quantiles_python(
+    values: np.ndarray, order: np.ndarray, quantiles: np.ndarray, out: np.ndarray
+) -> bool:
+    """Give the ``i``-th smallest value of every row the quantile ``quantiles[i]``.
 
-    ``sums`` is (n_classes, n_chunk, 2, n_tests), the first and second moments
-    of every class but the last (whose slot is ignored: its moments are the
-    ``totals`` (2, n_tests) less the others'); ``sizes`` and ``weights`` are
-    (n_classes, n_chunk). The same arithmetic as :func:`_class_half_logdet`
-    followed by the weighting, without the temporaries.
+    ``order`` sorts each row of ``values`` (n_rows, n); returns False as soon as
+    two sorted neighbours are equal (a tie, which needs average ranks), leaving
+    ``out`` partly written.
     """
-    n_classes, n_chunk, _, n_tests = sums.shape
-    weighted = np.empty((n_chunk, n_tests))
+    n_rows, n_values = values.shape
+    for row in range(n_rows):
+        previous = np.nan
+        for position in range(n_values):
+            column = order[row, position]
+            value = values[row, column]
+            if value == previous:
+                return False
+            out[row, column] = quantiles[position]
+            previous = value
+    return True
+
+
+def _negated_squared_norms_python(
+    projection: np.ndarray, n_given: int, total: np.ndarray, given: np.ndarray
+) -> None:
+    """Write ``-min(|a|² + |b|², 1)`` and ``-|a|²`` of every surrogate and test.
+
+    ``projection`` is (n_chunk, n_basis, n_tests), the first ``n_given`` basis
+    rows being ``a`` (the conditioning variable) and the others ``b``; the
+    results go to ``total`` and, if ``n_given``, ``given`` (n_chunk, n_tests),
+    ready for ``log1p``.
+    """
+    n_chunk, n_basis, n_tests = projection.shape
     for surrogate in range(n_chunk):
+        row = total[surrogate]
+        row[:] = 0.0
+        for basis in range(n_basis):
+            if basis == n_given and n_given:
+                given[surrogate] = -row
+            values = projection[surrogate, basis]
+            for test in range(n_tests):
+                row[test] += values[test] * values[test]
         for test in range(n_tests):
-            rest_first = totals[0, test]
-            rest_second = totals[1, test]
-            total = 0.0
-            for k in range(n_classes):
-                if k < n_classes - 1:
-                    first = sums[k, surrogate, 0, test]
-                    second = sums[k, surrogate, 1, test]
-                    rest_first -= first
-                    rest_second -= second
-                else:
-                    first, second = rest_first, rest_second
-                size = sizes[k, surrogate]
-                variance = (second - first * first / size) / (size - 1.0)
-                total += weights[k, surrogate] * 0.5 * np.log(variance)
-            weighted[surrogate, test] = total
-    return weighted
+            row[test] = -min(row[test], 1.0)
 
 
-_weighted_class_half_logvar = (
-    _jit(_weighted_class_half_logvar_python)
-    if _jit is not None
-    else _weighted_class_half_logvar_python
-)
+def _continuous_bits_python(
+    log_total: np.ndarray,
+    log_given: np.ndarray,
+    n_given: int,
+    bias: float,
+    mi: np.ndarray,
+    first_surrogate: int,
+    first_test: int,
+) -> None:
+    """Write ``(½ [log(1 - |a|²) - log(1 - |a|² - |b|²)] - bias) / ln 2`` into ``mi``.
+
+    ``log_total`` and ``log_given`` (n_chunk, n_tests) hold the two logs (the
+    second is ignored without conditioning); the block starts at row
+    ``first_surrogate`` and column ``first_test`` of ``mi``.
+    """
+    n_chunk, n_tests = log_total.shape
+    for surrogate in range(n_chunk):
+        row = mi[first_surrogate + surrogate, first_test : first_test + n_tests]
+        for test in range(n_tests):
+            log_ratio = -log_total[surrogate, test]
+            if n_given:
+                log_ratio += log_given[surrogate, test]
+            row[test] = (0.5 * log_ratio - bias) / LN2
+
+
+def _class_variances_python(
+    sums: np.ndarray, totals: np.ndarray, sizes: np.ndarray, variances: np.ndarray
+) -> None:
+    """Sample variance of a 1-D neural variable per class, surrogate and test.
+
+    ``sums`` is (n_classes - 1, 2, n_chunk, n_tests), the sums of ``x`` and
+    ``x²`` over the trials of every class but the last, whose moments are the
+    ``totals`` (2, n_tests) less the others'; ``sizes`` is (n_classes, n_chunk).
+    Writes ``variances`` (n_classes, n_chunk, n_tests); the same arithmetic as
+    :func:`_class_half_logdet`, with the test loop innermost so that it
+    vectorises.
+    """
+    n_known, _, n_chunk, n_tests = sums.shape
+    rest_first = np.empty(n_tests)
+    for surrogate in range(n_chunk):
+        rest_second = variances[n_known, surrogate]
+        rest_first[:] = totals[0]
+        rest_second[:] = totals[1]
+        for k in range(n_known):
+            size = sizes[k, surrogate]
+            first = sums[k, 0, surrogate]
+            second = sums[k, 1, surrogate]
+            variance = variances[k, surrogate]
+            for test in range(n_tests):
+                rest_first[test] -= first[test]
+                rest_second[test] -= second[test]
+                variance[test] = (second[test] - first[test] * first[test] / size) / (
+                    size - 1.0
+                )
+        size = sizes[n_known, surrogate]
+        for test in range(n_tests):
+            rest_second[test] = (
+                rest_second[test] - rest_first[test] * rest_first[test] / size
+            ) / (size - 1.0)
+
+
+def _weighted_bits_python(
+    log_variances: np.ndarray,
+    half_weights: np.ndarray,
+    offsets: np.ndarray,
+    mi: np.ndarray,
+    first_surrogate: int,
+    first_test: int,
+) -> None:
+    """Write ``(offset - Σ_k w_k · ½ log var_k) / ln 2`` into a block of ``mi``.
+
+    ``log_variances`` is (n_classes, n_chunk, n_tests), ``half_weights``
+    (n_classes, n_chunk) holds ``w_k / 2`` and ``offsets`` (n_chunk,) the pooled
+    term less the bias; the block starts at row ``first_surrogate`` and column
+    ``first_test`` of ``mi`` (whole arrays are passed so that numba compiles one
+    signature only).
+    """
+    n_classes, n_chunk, n_tests = log_variances.shape
+    weighted = np.empty(n_tests)
+    for surrogate in range(n_chunk):
+        weighted[:] = 0.0
+        for k in range(n_classes):
+            half_weight = half_weights[k, surrogate]
+            log_variance = log_variances[k, surrogate]
+            for test in range(n_tests):
+                weighted[test] += half_weight * log_variance[test]
+        row = mi[first_surrogate + surrogate, first_test : first_test + n_tests]
+        offset = offsets[surrogate]
+        for test in range(n_tests):
+            row[test] = (offset - weighted[test]) / LN2
+
+
+if _jit is not None:
+    _place_quantiles = _jit(_place_quantiles_python)
+    _negated_squared_norms = _jit(_negated_squared_norms_python)
+    _continuous_bits = _jit(_continuous_bits_python)
+    _class_variances = _jit(_class_variances_python)
+    _weighted_bits = _jit(_weighted_bits_python)
 
 
 def _logdet(matrices: np.ndarray) -> np.ndarray:
@@ -330,6 +543,44 @@ def _logdet(matrices: np.ndarray) -> np.ndarray:
         return np.zeros(matrices.shape[:-2])
     sign, log_det = np.linalg.slogdet(matrices)
     return np.where(sign > 0, log_det, np.nan)
+
+
+def _blocks(
+    n_surrogates: int, n_tests: int, cells_per_pair: int, progress: bool
+) -> tuple[Iterator[tuple[slice, slice]], int]:
+    """Blocks of surrogates × tests for the engine's products.
+
+    A block's product output (``cells_per_pair`` values per surrogate and test)
+    stays under ``CHUNK_BYTES``. It spans all the surrogates next to at least
+    ``MIN_BLOCK_TESTS`` tests when it can (and fewer surrogates otherwise), so
+    that every product is wide and tall enough for BLAS to run near its rate.
+    Returns the (surrogate slice, test slice) of every block, behind a progress
+    bar, and the surrogate × test pairs of the largest.
+    """
+    pairs = max(1, CHUNK_BYTES // (8 * max(cells_per_pair, 1)))
+    width = min(n_tests, max(MIN_BLOCK_TESTS, pairs // max(n_surrogates, 1)))
+    height = min(n_surrogates, max(1, pairs // max(width, 1)))
+    # as many blocks as these sizes need, of (nearly) equal sizes
+    width = -(-n_tests // -(-n_tests // width)) if width else 0
+    height = -(-n_surrogates // -(-n_surrogates // height)) if height else 0
+    slices = [
+        (slice(s, min(s + height, n_surrogates)), slice(t, min(t + width, n_tests)))
+        for s in range(0, n_surrogates, max(height, 1))
+        for t in range(0, n_tests, max(width, 1))
+    ]
+    bar = tqdm(
+        slices,
+        desc="surrogates × tests",
+        unit="block",
+        disable=None if progress else True,
+        leave=False,
+    )
+    return iter(bar), height * width
+
+
+def _view(buffer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Return a C-contiguous array of ``shape`` on the front of a flat buffer."""
+    return buffer[: int(np.prod(shape))].reshape(shape)
 
 
 def _chunks(n_surrogates: int, columns_per_surrogate: int, progress: bool) -> Iterator:
