@@ -213,6 +213,41 @@ def test_engine_population_and_conditional_match_reference():
         assert ours[draw, 0] == pytest.approx(reference, abs=1e-10)
 
 
+def test_engine_blocks_and_runs_leave_the_values_unchanged(monkeypatch):
+    # the products are cut into blocks of surrogates x tests and the elementwise
+    # passes into runs of surrogates; tiny ones must give the same numbers,
+    # here for a 1-D conditional target and three classes
+    rng = np.random.default_rng(7)
+    n_trials, n_tests, n_draws = 80, 11, 9
+    neural, _ = _engine.unit_norm_columns(
+        copnorm(rng.poisson(2.0, (n_trials, n_tests)))
+    )
+    target = rng.normal(size=(n_draws, n_trials, 1)) + neural[None, :, :1]
+    given = rng.normal(size=(n_draws, n_trials, 1))
+    basis, _ = _engine.orthonormal_target_basis(target, given)
+    codes = rng.integers(0, 3, (n_draws, n_trials))
+
+    def both():
+        return (
+            _engine.continuous_mi(neural, basis, n_given=1),
+            _engine.discrete_mi(neural, codes, n_classes=3),
+        )
+
+    whole = both()
+    monkeypatch.setattr(_engine, "CHUNK_BYTES", 8 * 2 * 4 * 3)
+    monkeypatch.setattr(_engine, "MIN_BLOCK_TESTS", 3)
+    monkeypatch.setattr(_engine, "SCRATCH_BYTES", 8 * 3 * 4)
+    for ours, reference in zip(both(), whole, strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-12)
+    for draw in range(n_draws):
+        assert whole[0][draw, 0] == pytest.approx(
+            gccmi(neural[:, 0], target[draw], given[draw], copula=False), abs=1e-10
+        )
+        assert whole[1][draw, 0] == pytest.approx(
+            gcmi_discrete(neural[:, 0], codes[draw], copula=False), abs=1e-10
+        )
+
+
 # --- properties -----------------------------------------------------------------
 
 samples = st.integers(min_value=0, max_value=2**32 - 1)
@@ -383,14 +418,21 @@ def test_compiled_class_moments_equal_the_numpy_path():
     )
     reference = (offsets[:, None] - weighted) / np.log(2.0)
     # the compiled code takes (class, moment, surrogate, test), without the last
+    # class, and works on runs of surrogates; the weights and offsets of all
+    # surrogates are indexed from the run's first (here 1: row 0 is padding)
     known = np.ascontiguousarray(sums[:-1].transpose(0, 2, 1, 3))
+    half_weights = np.pad(weights * 0.5, ((0, 0), (1, 0)), constant_values=np.nan)
+    padded_offsets = np.pad(offsets, (1, 0), constant_values=np.nan)
     for variances_of, bits_of in [
         (_engine._class_variances, _engine._weighted_bits),
         (_engine._class_variances_python, _engine._weighted_bits_python),
     ]:
         variances = np.empty((n_classes, n_chunk, n_tests))
-        variances_of(known, totals, sizes, variances)
+        for first, stop in [(0, 2), (2, n_chunk)]:
+            run = np.empty((n_classes, stop - first, n_tests))
+            variances_of(known, totals, sizes, first, run)
+            variances[:, first:stop] = run
         mi = np.full((n_chunk + 2, n_tests + 3), np.nan)
-        bits_of(np.log(variances), weights * 0.5, offsets, mi, 1, 2)
+        bits_of(np.log(variances), half_weights, padded_offsets, mi, 1, 2)
         np.testing.assert_allclose(mi[1:-1, 2:-1], reference, rtol=1e-12)
         assert np.isnan(mi[[0, -1]]).all() and np.isnan(mi[:, [0, 1, -1]]).all()

@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 #: Bytes of product output computed at once; bounds the engine's memory.
 CHUNK_BYTES = 32 * 2**20
 
+#: Bytes of scratch values per elementwise pass over a block: small enough to
+#: stay in a core's cache between the compiled passes and numpy's logs.
+SCRATCH_BYTES = 512 * 2**10
+
 #: Fewest tests in a block of the GCMI products: narrower products run BLAS well
 #: below its rate (256 tests about a quarter slower than 2,000).
 MIN_BLOCK_TESTS = 512
@@ -164,7 +168,8 @@ def continuous_mi(
 
     blocks, max_pairs = _blocks(n_surrogates, n_tests, n_basis * neural_dims, progress)
     product = np.empty(max_pairs * n_basis * neural_dims)  # reused by every block
-    work = np.empty((2, max_pairs)) if neural_dims == 1 else None
+    widest = min(n_tests, max_pairs)
+    work = np.empty((2, max(SCRATCH_BYTES // 16, widest))) if neural_dims == 1 else None
     for surrogates, tests in blocks:
         n_chunk = surrogates.stop - surrogates.start
         left = stacked[:, surrogates.start * n_basis : surrogates.stop * n_basis].T
@@ -197,11 +202,11 @@ def _univariate_continuous_mi(
 ) -> None:
     """Fill a block of ``mi`` from the projections of 1-D neural variables.
 
-    ``projection`` is (n_chunk, n_basis, n_block_tests) and ``work`` (2, at
-    least n_chunk · n_block_tests) scratch space. Compiled, the squared norms
-    take one pass, their logs a vectorised numpy pass (several times faster than
-    the scalar log of compiled code) and the scaling to bits a second compiled
-    pass.
+    ``projection`` is (n_chunk, n_basis, n_block_tests) and ``work`` two rows
+    of scratch space, filled by one run of surrogates after another. Compiled,
+    the squared norms take one pass, their logs a vectorised numpy pass (several
+    times faster than the scalar log of compiled code) and the scaling to bits a
+    second compiled pass.
     """
     if _jit is None:  # pragma: no cover - numba is a dependency
         total = np.einsum("smt,smt->st", projection, projection)
@@ -212,13 +217,17 @@ def _univariate_continuous_mi(
         mi[surrogates, tests] = (0.5 * log_ratio - bias) / LN2
         return
 
-    shape = (projection.shape[0], projection.shape[2])
-    total, given = _view(work[0], shape), _view(work[1], shape)
-    _negated_squared_norms(projection, n_given, total, given)
-    np.log1p(total, out=total)
-    if n_given:
-        np.log1p(given, out=given)
-    _continuous_bits(total, given, n_given, bias, mi, surrogates.start, tests.start)
+    n_chunk, _, n_block_tests = projection.shape
+    for first, count in _row_runs(n_chunk, 2 * n_block_tests):
+        shape = (count, n_block_tests)
+        total, given = _view(work[0], shape), _view(work[1], shape)
+        _negated_squared_norms(projection, n_given, first, total, given)
+        np.log1p(total, out=total)
+        if n_given:
+            np.log1p(given, out=given)
+        _continuous_bits(
+            total, given, n_given, bias, mi, surrogates.start + first, tests.start
+        )
 
 
 def discrete_mi(
@@ -322,10 +331,11 @@ def _univariate_discrete_mi(
     squares = neural * neural
     totals = np.stack([neural.sum(axis=0), squares.sum(axis=0)])
     half_weights = np.ascontiguousarray(weights * 0.5)
+    offsets = np.ascontiguousarray(offsets)
 
     blocks, max_pairs = _blocks(n_surrogates, n_tests, 2 * (n_classes - 1), progress)
     product = np.empty(max_pairs * 2 * (n_classes - 1))  # reused by every block
-    variance_buffer = np.empty(max_pairs * n_classes)
+    scratch = np.empty(max(SCRATCH_BYTES // 8, n_classes * min(n_tests, max_pairs)))
     for surrogates, tests in blocks:
         n_chunk = surrogates.stop - surrogates.start
         n_block_tests = tests.stop - tests.start
@@ -334,23 +344,21 @@ def _univariate_discrete_mi(
             left = indicator[:, surrogates].T
             np.matmul(left, neural[:, tests], out=sums[k, 0])
             np.matmul(left, squares[:, tests], out=sums[k, 1])
-        variances = _view(variance_buffer, (n_classes, n_chunk, n_block_tests))
-        _class_variances(
-            sums,
-            np.ascontiguousarray(totals[:, tests]),
-            np.ascontiguousarray(sizes[:, surrogates]),
-            variances,
-        )
-        with np.errstate(divide="ignore", invalid="ignore"):  # constant columns
-            np.log(variances, out=variances)
-        _weighted_bits(
-            variances,
-            np.ascontiguousarray(half_weights[:, surrogates]),
-            np.ascontiguousarray(offsets[surrogates]),
-            mi,
-            surrogates.start,
-            tests.start,
-        )
+        block_totals = np.ascontiguousarray(totals[:, tests])
+        block_sizes = np.ascontiguousarray(sizes[:, surrogates])
+        for first, count in _row_runs(n_chunk, n_classes * n_block_tests):
+            variances = _view(scratch, (n_classes, count, n_block_tests))
+            _class_variances(sums, block_totals, block_sizes, first, variances)
+            with np.errstate(divide="ignore", invalid="ignore"):  # constant columns
+                np.log(variances, out=variances)
+            _weighted_bits(
+                variances,
+                half_weights,
+                offsets,
+                mi,
+                surrogates.start + first,
+                tests.start,
+            )
 
 
 def _moment_features(
@@ -414,23 +422,29 @@ def _place_quantiles_python(
 
 
 def _negated_squared_norms_python(
-    projection: np.ndarray, n_given: int, total: np.ndarray, given: np.ndarray
+    projection: np.ndarray,
+    n_given: int,
+    first: int,
+    total: np.ndarray,
+    given: np.ndarray,
 ) -> None:
-    """Write ``-min(|a|² + |b|², 1)`` and ``-|a|²`` of every surrogate and test.
+    """Write ``-min(|a|² + |b|², 1)`` and ``-|a|²`` of a run of surrogates.
 
     ``projection`` is (n_chunk, n_basis, n_tests), the first ``n_given`` basis
     rows being ``a`` (the conditioning variable) and the others ``b``; the
-    results go to ``total`` and, if ``n_given``, ``given`` (n_chunk, n_tests),
-    ready for ``log1p``.
+    results for its surrogates ``first, first + 1, …`` go to the rows of
+    ``total`` and, if ``n_given``, ``given`` (n_run, n_tests), ready for
+    ``log1p``.
     """
-    n_chunk, n_basis, n_tests = projection.shape
-    for surrogate in range(n_chunk):
+    n_run, n_tests = total.shape
+    n_basis = projection.shape[1]
+    for surrogate in range(n_run):
         row = total[surrogate]
         row[:] = 0.0
         for basis in range(n_basis):
             if basis == n_given and n_given:
                 given[surrogate] = -row
-            values = projection[surrogate, basis]
+            values = projection[first + surrogate, basis]
             for test in range(n_tests):
                 row[test] += values[test] * values[test]
         for test in range(n_tests):
@@ -448,9 +462,10 @@ def _continuous_bits_python(
 ) -> None:
     """Write ``(½ [log(1 - |a|²) - log(1 - |a|² - |b|²)] - bias) / ln 2`` into ``mi``.
 
-    ``log_total`` and ``log_given`` (n_chunk, n_tests) hold the two logs (the
-    second is ignored without conditioning); the block starts at row
-    ``first_surrogate`` and column ``first_test`` of ``mi``.
+    ``log_total`` and ``log_given`` (n_run, n_tests) hold the two logs (the
+    second is ignored without conditioning) of the surrogates from
+    ``first_surrogate`` on, and of the tests from ``first_test`` on (whole
+    arrays are passed so that numba compiles one signature only).
     """
     n_chunk, n_tests = log_total.shape
     for surrogate in range(n_chunk):
@@ -463,28 +478,35 @@ def _continuous_bits_python(
 
 
 def _class_variances_python(
-    sums: np.ndarray, totals: np.ndarray, sizes: np.ndarray, variances: np.ndarray
+    sums: np.ndarray,
+    totals: np.ndarray,
+    sizes: np.ndarray,
+    start: int,
+    variances: np.ndarray,
 ) -> None:
-    """Sample variance of a 1-D neural variable per class, surrogate and test.
+    """Write the variance of a 1-D neural variable per class, surrogate and test.
 
     ``sums`` is (n_classes - 1, 2, n_chunk, n_tests), the sums of ``x`` and
     ``x²`` over the trials of every class but the last, whose moments are the
     ``totals`` (2, n_tests) less the others'; ``sizes`` is (n_classes, n_chunk).
-    Writes ``variances`` (n_classes, n_chunk, n_tests); the same arithmetic as
+    Fills ``variances`` (n_classes, n_run, n_tests) for the surrogates
+    ``start, start + 1, …`` of the chunk; the same arithmetic as
     :func:`_class_half_logdet`, with the test loop innermost so that it
     vectorises.
     """
-    n_known, _, n_chunk, n_tests = sums.shape
+    n_known, _, _, n_tests = sums.shape
+    n_run = variances.shape[1]
     rest_first = np.empty(n_tests)
-    for surrogate in range(n_chunk):
-        rest_second = variances[n_known, surrogate]
+    for run in range(n_run):
+        surrogate = start + run
+        rest_second = variances[n_known, run]
         rest_first[:] = totals[0]
         rest_second[:] = totals[1]
         for k in range(n_known):
             size = sizes[k, surrogate]
             first = sums[k, 0, surrogate]
             second = sums[k, 1, surrogate]
-            variance = variances[k, surrogate]
+            variance = variances[k, run]
             for test in range(n_tests):
                 rest_first[test] -= first[test]
                 rest_second[test] -= second[test]
@@ -508,22 +530,23 @@ def _weighted_bits_python(
 ) -> None:
     """Write ``(offset - Σ_k w_k · ½ log var_k) / ln 2`` into a block of ``mi``.
 
-    ``log_variances`` is (n_classes, n_chunk, n_tests), ``half_weights``
-    (n_classes, n_chunk) holds ``w_k / 2`` and ``offsets`` (n_chunk,) the pooled
-    term less the bias; the block starts at row ``first_surrogate`` and column
-    ``first_test`` of ``mi`` (whole arrays are passed so that numba compiles one
-    signature only).
+    ``log_variances`` (n_classes, n_run, n_tests) belongs to the surrogates from
+    ``first_surrogate`` on and the tests from ``first_test`` on; ``half_weights``
+    (n_classes, n_surrogates) holds ``w_k / 2`` and ``offsets`` (n_surrogates,)
+    the pooled term less the bias (whole arrays are passed so that numba
+    compiles one signature only).
     """
-    n_classes, n_chunk, n_tests = log_variances.shape
+    n_classes, n_run, n_tests = log_variances.shape
     weighted = np.empty(n_tests)
-    for surrogate in range(n_chunk):
+    for run in range(n_run):
+        surrogate = first_surrogate + run
         weighted[:] = 0.0
         for k in range(n_classes):
             half_weight = half_weights[k, surrogate]
-            log_variance = log_variances[k, surrogate]
+            log_variance = log_variances[k, run]
             for test in range(n_tests):
                 weighted[test] += half_weight * log_variance[test]
-        row = mi[first_surrogate + surrogate, first_test : first_test + n_tests]
+        row = mi[surrogate, first_test : first_test + n_tests]
         offset = offsets[surrogate]
         for test in range(n_tests):
             row[test] = (offset - weighted[test]) / LN2
@@ -576,6 +599,16 @@ def _blocks(
         leave=False,
     )
     return iter(bar), height * width
+
+
+def _row_runs(n_rows: int, values_per_row: int) -> Iterator[tuple[int, int]]:
+    """(first, count) runs of rows whose values fit in ``SCRATCH_BYTES``.
+
+    A run holds one row at least, whatever its size.
+    """
+    size = max(1, SCRATCH_BYTES // (8 * max(values_per_row, 1)))
+    for first in range(0, n_rows, size):
+        yield first, min(size, n_rows - first)
 
 
 def _view(buffer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
