@@ -309,9 +309,16 @@ def test_copnorm_counts_ranks_like_sorting():
     ranks = rankdata(counts, method="average", axis=0)
     expected = ndtri(ranks / 81.0)
     expected -= expected.mean(axis=0)
-    for x in (counts, counts.astype(np.int32), counts.astype(float)):
+    for x in (
+        counts,
+        (counts * 15).astype(np.int8),  # ranges that overflow int8
+        (counts + 2).astype(np.uint16),
+        (counts + 2).astype(np.uint64),
+        counts + 2**62,
+        counts.astype(float),
+        counts + 0.5,
+    ):
         np.testing.assert_allclose(copnorm(x), expected, atol=1e-12)
-    np.testing.assert_allclose(copnorm(counts + 0.5), expected, atol=1e-12)
 
     samples = counts.reshape(80, -1).astype(float)
     low = samples.min(axis=0)

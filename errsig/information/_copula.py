@@ -86,8 +86,14 @@ def copnorm(
     >>> copnorm(np.array([0, 0, 1, 5]), ties="random", rng=0).round(3)
     array([-0.253, -0.842,  0.253,  0.842])
     """
-    values = np.asarray(x, dtype=np.float64)
-    if np.isnan(values).any():
+    source = np.asarray(x)
+    # integer arrays (spike counts) hold no NaN and are counted as they are,
+    # without a float copy (uint64 excepted: its values may not fit in int64)
+    exact = source.dtype.kind == "i" or (
+        source.dtype.kind == "u" and source.dtype.itemsize < 8
+    )
+    values = source if exact else np.asarray(x, dtype=np.float64)
+    if not exact and np.isnan(values).any():
         raise ErrsigError(
             "copnorm: `x` contains NaN; ranks would place NaN above every number. "
             "Drop or impute the missing samples first."
@@ -96,7 +102,8 @@ def copnorm(
         raise ErrsigError(f"`ties` must be 'average' or 'random'; got {ties!r}.")
     n_samples = values.shape[0]
 
-    integers = np.issubdtype(np.asarray(x).dtype, np.integer) or _small_integers(values)
+    integers = exact or np.issubdtype(source.dtype, np.integer)
+    integers = integers or _small_integers(values)
     # ranks are multiples of ½ in [1, n]: look their normal quantiles up
     quantiles = ndtri(np.arange(2, 2 * n_samples + 1) / (2.0 * (n_samples + 1)))
     counted = (
@@ -108,6 +115,7 @@ def copnorm(
         counted -= counted.mean(axis=-1, keepdims=True)
         return np.moveaxis(counted, -1, 0)
 
+    values = values.astype(np.float64, copy=False)
     # rank along the last axis of a contiguous copy: sorting is much faster there
     columns = np.moveaxis(values, 0, -1).copy()
     if ties == "average":
@@ -139,16 +147,19 @@ def _small_integers(values: np.ndarray) -> bool:
 def _counted_quantiles(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray | None:
     """Quantiles of the average ranks of whole numbers, counted by compiled code.
 
-    Returns an array of shape ``values.shape[1:] + (n_samples,)``, or None
-    without numba, for empty input, or when the values span too wide a range to
-    count them (then they are sorted instead).
+    ``values`` holds integers, or floats with integer values. Returns an array
+    of shape ``values.shape[1:] + (n_samples,)``, or None without numba, for
+    empty input, or when the values span too wide a range to count them (then
+    they are sorted instead).
     """
     if _jit is None or not values.size:
         return None
     samples = values.reshape(len(values), -1)
-    low = samples.min(axis=0)
-    n_values = int((samples.max(axis=0) - low).max()) + 1
-    if samples.shape[1] * n_values > MAX_COUNTING_CELLS:
+    wide = np.int64 if values.dtype.kind in "iu" else np.float64
+    low = samples.min(axis=0).astype(wide)
+    # a range that overflows int64 comes out negative, and is sorted
+    n_values = int((samples.max(axis=0).astype(wide) - low).max()) + 1
+    if not 0 < n_values <= MAX_COUNTING_CELLS // samples.shape[1]:
         return None
     normalised = np.empty(samples.shape[::-1])
     _average_rank_quantiles(samples, low, n_values, quantiles, normalised)
@@ -180,14 +191,14 @@ def _average_rank_quantiles_python(
     quantiles: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """Quantile of the average rank of integer-valued samples, column by column.
+    """Write the quantile of the average rank of whole numbers, column by column.
 
-    ``samples`` is (n_samples, n_columns) of whole numbers, ``low`` the minimum
-    of each column, ``n_values`` at least the largest range plus one, and
-    ``quantiles[i]`` the normal quantile of rank ``(i + 2) / 2``; writes ``out``
-    (n_columns, n_samples). A value seen ``count`` times after ``below`` smaller
-    ones has the average rank ``below + (count + 1) / 2``, as in
-    :func:`_integer_average_ranks`.
+    ``samples`` is (n_samples, n_columns) of whole numbers (integers or floats),
+    ``low`` the minimum of each column (int64 or float64), ``n_values`` at least
+    the largest range plus one, and ``quantiles[i]`` the normal quantile of rank
+    ``(i + 2) / 2``; writes ``out`` (n_columns, n_samples). A value seen
+    ``count`` times after ``below`` smaller ones has the average rank
+    ``below + (count + 1) / 2``, as in :func:`_integer_average_ranks`.
     """
     n_samples, n_columns = samples.shape
     index = np.empty(n_values, dtype=np.int64)
