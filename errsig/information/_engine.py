@@ -328,22 +328,25 @@ def _univariate_discrete_mi(
     """
     n_surrogates, n_tests = mi.shape
     n_classes = len(indicators) + 1
-    squares = neural * neural
-    totals = np.stack([neural.sum(axis=0), squares.sum(axis=0)])
+    totals = np.stack([neural.sum(axis=0), np.einsum("ij,ij->j", neural, neural)])
     half_weights = np.ascontiguousarray(weights * 0.5)
     offsets = np.ascontiguousarray(offsets)
 
     blocks, max_pairs = _blocks(n_surrogates, n_tests, 2 * (n_classes - 1), progress)
-    product = np.empty(max_pairs * 2 * (n_classes - 1))  # reused by every block
+    # reused by every block: the products, x² of the block's tests, scratch
+    product = np.empty(max_pairs * 2 * (n_classes - 1))
+    squares_buffer = np.empty(len(neural) * min(n_tests, max_pairs))
     scratch = np.empty(max(SCRATCH_BYTES // 8, n_classes * min(n_tests, max_pairs)))
     for surrogates, tests in blocks:
         n_chunk = surrogates.stop - surrogates.start
         n_block_tests = tests.stop - tests.start
         sums = _view(product, (n_classes - 1, 2, n_chunk, n_block_tests))
+        values = neural[:, tests]
+        squares = np.multiply(values, values, out=_view_like(squares_buffer, values))
         for k, indicator in enumerate(indicators):
             left = indicator[:, surrogates].T
-            np.matmul(left, neural[:, tests], out=sums[k, 0])
-            np.matmul(left, squares[:, tests], out=sums[k, 1])
+            np.matmul(left, values, out=sums[k, 0])
+            np.matmul(left, squares, out=sums[k, 1])
         block_totals = np.ascontiguousarray(totals[:, tests])
         block_sizes = np.ascontiguousarray(sizes[:, surrogates])
         for first, count in _row_runs(n_chunk, n_classes * n_block_tests):
@@ -599,6 +602,17 @@ def _blocks(
         leave=False,
     )
     return iter(bar), height * width
+
+
+def _view_like(buffer: np.ndarray, array: np.ndarray) -> np.ndarray:
+    """Return a view of a flat buffer with the shape of a 2-D ``array``.
+
+    Laid out in the same order (C or Fortran), so that copying into it is a
+    straight pass.
+    """
+    if array.flags.f_contiguous and not array.flags.c_contiguous:
+        return _view(buffer, array.shape[::-1]).T
+    return _view(buffer, array.shape)
 
 
 def _row_runs(n_rows: int, values_per_row: int) -> Iterator[tuple[int, int]]:
