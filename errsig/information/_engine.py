@@ -26,6 +26,7 @@ trials of each class, so they too are one product: the per-trial features
 from __future__ import annotations
 
 import logging
+import mmap
 from collections.abc import Iterator
 
 import numpy as np
@@ -43,6 +44,9 @@ CHUNK_BYTES = 32 * 2**20
 #: Bytes of scratch values per elementwise pass over a block: small enough to
 #: stay in a core's cache between the compiled passes and numpy's logs.
 SCRATCH_BYTES = 512 * 2**10
+
+#: Results from this size on are mapped on ordinary pages (see _empty_results).
+SMALL_PAGES_FROM_BYTES = 16 * 2**20
 
 #: Fewest tests in a block of the GCMI products: narrower products run BLAS well
 #: below its rate (256 tests about a quarter slower than 2,000).
@@ -164,7 +168,7 @@ def continuous_mi(
     bias = _mi_bias(n_trials, neural_dims, n_basis - n_given, n_given)
     # (n_trials, n_surrogates * n_basis), surrogate-major, copied once
     stacked = np.ascontiguousarray(basis.transpose(1, 0, 2)).reshape(n_trials, -1)
-    mi = np.empty((n_surrogates, n_tests))
+    mi = _empty_results((n_surrogates, n_tests))
 
     blocks, max_pairs = _blocks(n_surrogates, n_tests, n_basis * neural_dims, progress)
     product = np.empty(max_pairs * n_basis * neural_dims)  # reused by every block
@@ -281,7 +285,7 @@ def discrete_mi(
         np.ascontiguousarray((codes == k).T, dtype=np.float64)
         for k in range(n_classes - 1)
     ]
-    mi = np.empty((n_surrogates, n_tests))
+    mi = _empty_results((n_surrogates, n_tests))
 
     if _jit is not None and neural_dims == 1:
         _univariate_discrete_mi(
@@ -569,6 +573,25 @@ def _logdet(matrices: np.ndarray) -> np.ndarray:
         return np.zeros(matrices.shape[:-2])
     sign, log_det = np.linalg.slogdet(matrices)
     return np.where(sign > 0, log_det, np.nan)
+
+
+def _empty_results(shape: tuple[int, int]) -> np.ndarray:
+    """Return an uninitialised float64 array for MI results, on ordinary pages.
+
+    numpy asks Linux for transparent huge pages for every large array. Results
+    are new memory that the caller keeps, and where freed memory is handed back
+    to a hypervisor (free page reporting, as on the development VM) new huge
+    pages are slow to fault in: filling 64 MB of new memory took 160-210 ms on
+    2 MiB pages against about 30 ms on 4 KiB pages (and 9-14 ms on 2 MiB pages
+    that had just been freed). Results of ``SMALL_PAGES_FROM_BYTES`` or more are
+    therefore mapped with ``MADV_NOHUGEPAGE`` where the platform has it.
+    """
+    n_bytes = 8 * int(np.prod(shape))
+    if n_bytes < SMALL_PAGES_FROM_BYTES or not hasattr(mmap, "MADV_NOHUGEPAGE"):
+        return np.empty(shape)
+    memory = mmap.mmap(-1, n_bytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    memory.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(memory, dtype=np.float64).reshape(shape)
 
 
 def _blocks(
