@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import multivariate_normal
+from scipy.special import ndtri
+from scipy.stats import multivariate_normal, rankdata
 
 from errsig import ErrsigError, InsufficientDataError
 from errsig.information import (
+    _copula,
     _engine,
     binned_mi,
     copnorm,
@@ -211,6 +213,41 @@ def test_engine_population_and_conditional_match_reference():
         assert ours[draw, 0] == pytest.approx(reference, abs=1e-10)
 
 
+def test_engine_blocks_and_runs_leave_the_values_unchanged(monkeypatch):
+    # the products are cut into blocks of surrogates x tests and the elementwise
+    # passes into runs of surrogates; tiny ones must give the same numbers,
+    # here for a 1-D conditional target and three classes
+    rng = np.random.default_rng(7)
+    n_trials, n_tests, n_draws = 80, 11, 9
+    neural, _ = _engine.unit_norm_columns(
+        copnorm(rng.poisson(2.0, (n_trials, n_tests)))
+    )
+    target = rng.normal(size=(n_draws, n_trials, 1)) + neural[None, :, :1]
+    given = rng.normal(size=(n_draws, n_trials, 1))
+    basis, _ = _engine.orthonormal_target_basis(target, given)
+    codes = rng.integers(0, 3, (n_draws, n_trials))
+
+    def both():
+        return (
+            _engine.continuous_mi(neural, basis, n_given=1),
+            _engine.discrete_mi(neural, codes, n_classes=3),
+        )
+
+    whole = both()
+    monkeypatch.setattr(_engine, "CHUNK_BYTES", 8 * 2 * 4 * 3)
+    monkeypatch.setattr(_engine, "MIN_BLOCK_TESTS", 3)
+    monkeypatch.setattr(_engine, "SCRATCH_BYTES", 8 * 3 * 4)
+    for ours, reference in zip(both(), whole, strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-12)
+    for draw in range(n_draws):
+        assert whole[0][draw, 0] == pytest.approx(
+            gccmi(neural[:, 0], target[draw], given[draw], copula=False), abs=1e-10
+        )
+        assert whole[1][draw, 0] == pytest.approx(
+            gcmi_discrete(neural[:, 0], codes[draw], copula=False), abs=1e-10
+        )
+
+
 # --- properties -----------------------------------------------------------------
 
 samples = st.integers(min_value=0, max_value=2**32 - 1)
@@ -264,6 +301,61 @@ def test_copnorm_ties():
     np.testing.assert_array_equal(broken, copnorm(counts, ties="random", rng=0))
 
 
+def test_copnorm_counts_ranks_like_sorting():
+    # whole numbers are ranked by counting (compiled, or numpy's bincount), any
+    # other values by sorting: every route gives the average ranks of scipy
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(3.0, (80, 4, 3)) - 2
+    ranks = rankdata(counts, method="average", axis=0)
+    expected = ndtri(ranks / 81.0)
+    expected -= expected.mean(axis=0)
+    for x in (
+        counts,
+        (counts * 15).astype(np.int8),  # ranges that overflow int8
+        (counts + 2).astype(np.uint16),
+        (counts + 2).astype(np.uint64),
+        counts + 2**62,
+        counts.astype(float),
+        counts + 0.5,
+    ):
+        np.testing.assert_allclose(copnorm(x), expected, atol=1e-12)
+
+    samples = counts.reshape(80, -1).astype(float)
+    low = samples.min(axis=0)
+    n_values = int((samples.max(axis=0) - low).max()) + 1
+    quantiles = ndtri(np.arange(2, 161) / 162.0)
+    compiled, source = np.empty((2, 12, 80))
+    _copula._average_rank_quantiles(samples, low, n_values, quantiles, compiled)
+    _copula._average_rank_quantiles_python(samples, low, n_values, quantiles, source)
+    numpy_ranks = _copula._integer_average_ranks(np.ascontiguousarray(samples.T))
+    np.testing.assert_array_equal(compiled, source)
+    np.testing.assert_array_equal(
+        compiled, quantiles[(2 * numpy_ranks).astype(int) - 2]
+    )
+
+
+def test_rank_normalise_rows_with_and_without_ties():
+    rng = np.random.default_rng(6)
+    values = rng.normal(size=(4, 2, 50))
+    tied = values.round(1)
+    for rows in (values, tied, np.moveaxis(values, 1, 0)):
+        expected = ndtri(rankdata(rows, method="average", axis=-1) / 51.0)
+        np.testing.assert_allclose(_engine.rank_normalise_rows(rows), expected)
+
+    order = np.argsort(values.reshape(8, 50), axis=-1)
+    quantiles = ndtri(np.arange(1, 51) / 51.0)
+    compiled, source = np.empty((2, 8, 50))
+    assert _engine._place_quantiles(values.reshape(8, 50), order, quantiles, compiled)
+    assert _engine._place_quantiles_python(
+        values.reshape(8, 50), order, quantiles, source
+    )
+    np.testing.assert_array_equal(compiled, source)
+    tied_order = np.argsort(tied.reshape(8, 50), axis=-1)
+    assert not _engine._place_quantiles(
+        tied.reshape(8, 50), tied_order, quantiles, compiled
+    )
+
+
 # --- errors ---------------------------------------------------------------------
 
 
@@ -307,9 +399,10 @@ def test_ksg_matches_scikit_learn_on_standardised_data(rho):
     np.testing.assert_allclose(ours, reference / np.log(2), rtol=1e-10)
 
 
-def test_fused_class_moments_equal_the_numpy_path():
-    # the compiled one-pass kernel of discrete_mi, its Python source and the
-    # general numpy path (per-class moments, then the weighted log-variances)
+def test_compiled_class_moments_equal_the_numpy_path():
+    # the compiled passes of discrete_mi (class variances, then the weighted
+    # log-variances in bits), their Python sources and the general numpy path
+    # (per-class moments, then the weighted half log-determinants)
     rng = np.random.default_rng(3)
     n_classes, n_chunk, n_tests, n_trials = 3, 5, 7, 60
     x = rng.normal(size=(n_trials, n_tests))
@@ -323,21 +416,30 @@ def test_fused_class_moments_equal_the_numpy_path():
     totals = np.stack([x.sum(axis=0), (x**2).sum(axis=0)])
     sizes = np.stack([(codes == k).sum(axis=1) for k in range(n_classes)]) * 1.0
     weights = sizes / n_trials
+    offsets = rng.normal(size=n_chunk)
 
-    reference = np.einsum(
+    weighted = np.einsum(
         "ks,kst->st",
         weights,
         _engine._class_half_logdet(sums, sizes, 1, [(0, 0)]),
     )
-    hidden = sums.copy()
-    hidden[-1] = np.nan  # the last class comes from the totals
-    np.testing.assert_allclose(
-        _engine._weighted_class_half_logvar(hidden, totals, sizes, weights),
-        reference,
-        rtol=1e-12,
-    )
-    np.testing.assert_allclose(
-        _engine._weighted_class_half_logvar_python(hidden, totals, sizes, weights),
-        reference,
-        rtol=1e-12,
-    )
+    reference = (offsets[:, None] - weighted) / np.log(2.0)
+    # the compiled code takes (class, moment, surrogate, test), without the last
+    # class, and works on runs of surrogates; the weights and offsets of all
+    # surrogates are indexed from the run's first (here 1: row 0 is padding)
+    known = np.ascontiguousarray(sums[:-1].transpose(0, 2, 1, 3))
+    half_weights = np.pad(weights * 0.5, ((0, 0), (1, 0)), constant_values=np.nan)
+    padded_offsets = np.pad(offsets, (1, 0), constant_values=np.nan)
+    for variances_of, bits_of in [
+        (_engine._class_variances, _engine._weighted_bits),
+        (_engine._class_variances_python, _engine._weighted_bits_python),
+    ]:
+        variances = np.empty((n_classes, n_chunk, n_tests))
+        for first, stop in [(0, 2), (2, n_chunk)]:
+            run = np.empty((n_classes, stop - first, n_tests))
+            variances_of(known, totals, sizes, first, run)
+            variances[:, first:stop] = run
+        mi = np.full((n_chunk + 2, n_tests + 3), np.nan)
+        bits_of(np.log(variances), half_weights, padded_offsets, mi, 1, 2)
+        np.testing.assert_allclose(mi[1:-1, 2:-1], reference, rtol=1e-12)
+        assert np.isnan(mi[[0, -1]]).all() and np.isnan(mi[:, [0, 1, -1]]).all()

@@ -19,6 +19,17 @@ from errsig._validation import check_rng
 
 __all__ = ["copnorm"]
 
+try:  # numba ranks counts by counting, one column at a time; numpy otherwise
+    from numba import njit as _numba_njit
+
+    # serial, like the engine's kernels (see _engine.py)
+    _jit = _numba_njit(cache=True, nogil=True)
+except ImportError:  # pragma: no cover - numba is a dependency
+    _jit = None
+
+#: Most (rows × distinct values) ranked by counting; beyond it, by sorting.
+MAX_COUNTING_CELLS = 50_000_000
+
 Ties = Literal["average", "random"]
 
 
@@ -75,8 +86,14 @@ def copnorm(
     >>> copnorm(np.array([0, 0, 1, 5]), ties="random", rng=0).round(3)
     array([-0.253, -0.842,  0.253,  0.842])
     """
-    values = np.asarray(x, dtype=np.float64)
-    if np.isnan(values).any():
+    source = np.asarray(x)
+    # integer arrays (spike counts) hold no NaN and are counted as they are,
+    # without a float copy (uint64 excepted: its values may not fit in int64)
+    exact = source.dtype.kind == "i" or (
+        source.dtype.kind == "u" and source.dtype.itemsize < 8
+    )
+    values = source if exact else np.asarray(x, dtype=np.float64)
+    if not exact and np.isnan(values).any():
         raise ErrsigError(
             "copnorm: `x` contains NaN; ranks would place NaN above every number. "
             "Drop or impute the missing samples first."
@@ -85,11 +102,22 @@ def copnorm(
         raise ErrsigError(f"`ties` must be 'average' or 'random'; got {ties!r}.")
     n_samples = values.shape[0]
 
-    # rank along the last axis of a contiguous copy: sorting is much faster there
-    integers = np.issubdtype(np.asarray(x).dtype, np.integer) or _small_integers(values)
-    columns = np.moveaxis(values, 0, -1).copy()
+    integers = exact or np.issubdtype(source.dtype, np.integer)
+    integers = integers or _small_integers(values)
     # ranks are multiples of ½ in [1, n]: look their normal quantiles up
     quantiles = ndtri(np.arange(2, 2 * n_samples + 1) / (2.0 * (n_samples + 1)))
+    counted = (
+        _counted_quantiles(values, quantiles)
+        if ties == "average" and integers
+        else None
+    )
+    if counted is not None:
+        counted -= counted.mean(axis=-1, keepdims=True)
+        return np.moveaxis(counted, -1, 0)
+
+    values = values.astype(np.float64, copy=False)
+    # rank along the last axis of a contiguous copy: sorting is much faster there
+    columns = np.moveaxis(values, 0, -1).copy()
     if ties == "average":
         ranks = (
             _integer_average_ranks(columns)
@@ -116,13 +144,35 @@ def _small_integers(values: np.ndarray) -> bool:
     return bool(np.all(np.abs(values) < 2**40) and np.all(values == np.round(values)))
 
 
+def _counted_quantiles(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray | None:
+    """Quantiles of the average ranks of whole numbers, counted by compiled code.
+
+    ``values`` holds integers, or floats with integer values. Returns an array
+    of shape ``values.shape[1:] + (n_samples,)``, or None without numba, for
+    empty input, or when the values span too wide a range to count them (then
+    they are sorted instead).
+    """
+    if _jit is None or not values.size:
+        return None
+    samples = values.reshape(len(values), -1)
+    wide = np.int64 if values.dtype.kind in "iu" else np.float64
+    low = samples.min(axis=0).astype(wide)
+    # a range that overflows int64 comes out negative, and is sorted
+    n_values = int((samples.max(axis=0).astype(wide) - low).max()) + 1
+    if not 0 < n_values <= MAX_COUNTING_CELLS // samples.shape[1]:
+        return None
+    normalised = np.empty(samples.shape[::-1])
+    _average_rank_quantiles(samples, low, n_values, quantiles, normalised)
+    return normalised.reshape((*values.shape[1:], len(values)))
+
+
 def _integer_average_ranks(columns: np.ndarray) -> np.ndarray:
     """Average ranks along the last axis of small integers, by counting."""
     low = columns.min(axis=-1, keepdims=True)
     shifted = (columns - low).astype(np.int64)
     n_values = int(shifted.max()) + 1 if shifted.size else 1
     n_rows = int(np.prod(columns.shape[:-1]))
-    if n_rows * n_values > 50_000_000:
+    if n_rows * n_values > MAX_COUNTING_CELLS:
         return rankdata(columns, method="average", axis=-1)
     flat = shifted.reshape(n_rows, -1)
     cells = flat + n_values * np.arange(n_rows)[:, None]
@@ -132,3 +182,41 @@ def _integer_average_ranks(columns: np.ndarray) -> np.ndarray:
     average = below + (histogram + 1) / 2.0
     ranks = np.take_along_axis(average, flat, axis=1)
     return ranks.reshape(columns.shape)
+
+
+def _average_rank_quantiles_python(
+    samples: np.ndarray,
+    low: np.ndarray,
+    n_values: int,
+    quantiles: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Write the quantile of the average rank of whole numbers, column by column.
+
+    ``samples`` is (n_samples, n_columns) of whole numbers (integers or floats),
+    ``low`` the minimum of each column (int64 or float64), ``n_values`` at least
+    the largest range plus one, and ``quantiles[i]`` the normal quantile of rank
+    ``(i + 2) / 2``; writes ``out`` (n_columns, n_samples). A value seen
+    ``count`` times after ``below`` smaller ones has the average rank
+    ``below + (count + 1) / 2``, as in :func:`_integer_average_ranks`.
+    """
+    n_samples, n_columns = samples.shape
+    index = np.empty(n_values, dtype=np.int64)
+    shifted = np.empty(n_samples, dtype=np.int64)
+    for column in range(n_columns):
+        index[:] = 0
+        for row in range(n_samples):
+            shifted[row] = int(samples[row, column] - low[column])
+            index[shifted[row]] += 1
+        below = 0
+        for value in range(n_values):
+            count = index[value]
+            index[value] = 2 * below + count - 1  # twice the average rank, less 2
+            below += count
+        for row in range(n_samples):
+            out[column, row] = quantiles[index[shifted[row]]]
+
+
+_average_rank_quantiles = (
+    _jit(_average_rank_quantiles_python) if _jit is not None else None
+)
