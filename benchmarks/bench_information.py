@@ -78,6 +78,8 @@ def mapped_bytes(array):
     base = array
     while isinstance(base, np.ndarray):
         base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
     return array.nbytes if isinstance(base, mmap.mmap) else 0
 
 
