@@ -95,7 +95,10 @@ def test_ridge_matches_sklearn_ridge_and_ridgecv(seed, n_trials, n_features):
                 )
 
 
-def test_logistic_matches_sklearn(seed):
+@pytest.mark.parametrize("solver", ["direct", "truncated"])
+def test_logistic_matches_sklearn(seed, solver, monkeypatch):
+    if solver == "truncated":  # conjugate-gradient Newton steps on these 8 columns
+        monkeypatch.setattr(_linear, "DIRECT_NEWTON_PARAMETERS", 0)
     rng = np.random.default_rng(seed)
     features = rng.poisson(3, size=(2, 90, 7)).astype(float)
     labels = (rng.random((90, 3)) < 0.4).astype(float)
@@ -116,6 +119,38 @@ def test_logistic_matches_sklearn(seed):
                     reference.decision_function(features[time_bin, test]),
                     atol=1e-5,
                 )
+
+
+@pytest.mark.parametrize("signal", [0.0, 0.4, 2.0])
+def test_truncated_newton_equals_direct_newton(signal, monkeypatch):
+    # Above DIRECT_NEWTON_PARAMETERS the Newton systems are solved by
+    # conjugate gradients; the optimum, and so the decisions, must not move,
+    # from chance-level surrogates to a nearly separable observed target.
+    rng = np.random.default_rng(7)
+    n_rows, n_features = 240, 150
+    features = rng.poisson(1.0, size=(2, n_rows, n_features)).astype(float)
+    drive = features[:, :, :10].sum(axis=-1) - 10.0
+    labels = (rng.random((n_rows, 4)) < 0.6).astype(float)
+    labels[:, 0] = signal * drive[0] + rng.normal(size=n_rows) > 0
+    folds = blocked_folds(np.arange(n_rows), 4)
+    assert n_features + 1 > _linear.DIRECT_NEWTON_PARAMETERS
+
+    truncated = logistic_cv_predict(features, labels, folds, alpha=1.0)
+    monkeypatch.setattr(_linear, "DIRECT_NEWTON_PARAMETERS", 10**6)
+    direct = logistic_cv_predict(features, labels, folds, alpha=1.0)
+
+    np.testing.assert_allclose(truncated, direct, rtol=0, atol=1e-9)
+
+
+def test_truncated_newton_warns_when_separable(monkeypatch):
+    monkeypatch.setattr(_linear, "DIRECT_NEWTON_PARAMETERS", 0)
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(1, 60, 3))
+    labels = (features[0, :, :1] > 0).astype(float)  # perfectly separable
+    folds = blocked_folds(np.arange(60), 3)
+
+    with pytest.warns(errsig.ConvergenceWarning, match="penalty"):
+        logistic_cv_predict(features, labels, folds, alpha=1e-12, max_iter=5)
 
 
 def test_decode_error_scores_match_sklearn_cross_val_predict():
