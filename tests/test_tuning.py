@@ -191,6 +191,31 @@ def test_batched_glm_with_covariate_and_weights_matches_statsmodels():
     )
 
 
+def test_batched_glm_with_offset_matches_statsmodels():
+    # Covariate terms held at fixed coefficients enter as an offset.
+    rng = np.random.default_rng(4)
+    n_obs, n_fits = 60, 3
+    angle = rng.choice(TARGETS, n_obs)
+    design = np.c_[np.ones(n_obs), np.cos(angle), np.sin(angle)]
+    offset = rng.normal(0, 0.4, (n_fits, n_obs))
+    counts = rng.poisson(np.exp(design @ [0.8, 0.5, 0.1] + offset))
+
+    fit = fit_poisson_glm(design[None], counts[None], offset=offset[None])
+
+    for member in range(n_fits):
+        reference = sm.GLM(
+            counts[member],
+            design,
+            family=sm.families.Poisson(),
+            offset=offset[member],
+        ).fit(tol=1e-13)
+        np.testing.assert_allclose(fit.coef[0, member], reference.params, atol=1e-8)
+        np.testing.assert_allclose(
+            np.sqrt(np.diag(fit.cov[0, member])), reference.bse, atol=1e-7
+        )
+        np.testing.assert_allclose(fit.deviance[0, member], reference.deviance)
+
+
 def test_planted_preferred_direction_and_wald_coverage():
     rng = np.random.default_rng(5)
     ds, preferred = make_drift_dataset(rng, n_trials=400, rules=["stable"] * 30)

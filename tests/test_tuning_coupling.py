@@ -181,21 +181,33 @@ def test_area_tests_keep_their_level_over_200_random_walk_sessions():
     # decaying through the field): each area-level test, and the call of any
     # unit as gradient or reward-gated, is a false positive at most 5 % of the
     # time. The central 95 % of Binomial(200, 0.05) / 200 is [0.02, 0.08].
-    rejected = {"area_p_gradient": [], "area_p_gated": [], "area_p_reward": []}
-    labelled = []
+    # The same holds with the hand force as covariates (held at fixed
+    # coefficients in the drift test).
+    options = {"plain": None, "force": ["force_x", "force_y"]}
+    rejected = {
+        (option, name): []
+        for option in options
+        for name in ("area_p_gradient", "area_p_gated", "area_p_reward")
+    }
+    labelled = {option: [] for option in options}
     for seed in range(200):
         session = sim.simulate("S7", rng=seed, n_trials=300, n_units=6)
         ds = _bin(session)
-        drift = tuning_drift(ds, method="filter", n_boot=0)
-        result = reward_coupling(drift, ds, n_perm=50, rng=seed)
-        for name in rejected:
-            rejected[name].append(bool((result[name] <= 0.05).any()))
-        labelled.append(np.isin(result["rule"], ["gradient", "reward_gated"]).any())
+        for option, covariates in options.items():
+            drift = tuning_drift(ds, method="filter", n_boot=0, covariates=covariates)
+            result = reward_coupling(drift, ds, n_perm=50, rng=seed)
+            for key, values in rejected.items():
+                if key[0] == option:
+                    values.append(bool((result[key[1]] <= 0.05).any()))
+            labelled[option].append(
+                np.isin(result["rule"], ["gradient", "reward_gated"]).any()
+            )
 
     upper = binom.ppf(0.975, 200, 0.05) / 200
-    for name, values in rejected.items():
-        assert np.mean(values) <= upper, name
-    assert np.mean(labelled) <= upper
+    for key, values in rejected.items():
+        assert np.mean(values) <= upper, key
+    for option, values in labelled.items():
+        assert np.mean(values) <= upper, option
 
 
 def test_circular_shift_null_fails_on_the_same_random_walks(random_walk_sessions):
@@ -231,10 +243,10 @@ def test_circular_shift_in_reward_coupling_warns(random_walk_sessions):
     assert result.attrs["null"] == "circular_shift"
 
 
-def _recover(spec, seed, n_trials=600, n_units=30):
+def _recover(spec, seed, n_trials=600, n_units=30, covariates=None):
     session = sim.simulate(spec, rng=seed, n_trials=n_trials, n_units=n_units)
     ds = _bin(session)
-    drift = tuning_drift(ds, method="filter", n_boot=0)
+    drift = tuning_drift(ds, method="filter", n_boot=0, covariates=covariates)
     result = reward_coupling(drift, ds, n_perm=100, rng=seed)
     truth = session.meta["truth"]["units"]
     kinematic = (truth["role"] == "kinematic").to_numpy()
@@ -278,6 +290,26 @@ def test_random_walk_units_are_recovered_on_s7():
     assert np.mean(labels[kinematic & (rule == "random_walk")] == "random_walk") >= 0.8
     assert np.mean(labels[kinematic & (rule == "stable")] == "stable") >= 0.8
     assert result["area_rule"].sel(area="M1").item() == "random_walk"
+
+
+def test_force_units_are_stable_given_force_covariates():
+    """Force units change their apparent direction tuning through the load.
+
+    With the hand force as covariates (fixed coefficients, in the filter and in
+    the drift test) that change is explained and they are called stable, while
+    the random-walk units are still found.
+    """
+    result, kinematic, rule, session, _ = _recover(
+        _scenario("S7", np.radians(5.0)), 0, covariates=["force_x", "force_y"]
+    )
+    without, *_ = _recover(_scenario("S7", np.radians(5.0)), 0)
+
+    force = (session.meta["truth"]["units"]["role"] == "force").to_numpy()
+    labels = result["rule"].values
+    assert np.mean(labels[force] == "stable") >= 0.8
+    assert np.mean(without["rule"].values[force] == "stable") < 0.5
+    assert np.mean(labels[kinematic & (rule == "random_walk")] == "random_walk") >= 0.8
+    assert np.mean(labels[kinematic & (rule == "stable")] == "stable") >= 0.8
 
 
 def test_default_random_walk_is_diffusive_and_stable_units_stay_stable(

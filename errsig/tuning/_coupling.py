@@ -875,27 +875,62 @@ def _rules(
 
 
 def _drift_test(drift: xr.Dataset, ds: xr.Dataset) -> dict[str, np.ndarray]:
-    """Wald χ² of the (cos, sin) coefficients across non-overlapping windows."""
+    """Wald χ² of the (cos, sin) coefficients across non-overlapping windows.
+
+    Covariates (speed, force) keep the coefficients of a fit to the whole
+    session in every window, as in the filter, where they do not drift: fitted
+    again in each window they would be collinear there with the direction
+    terms (in a curl field the force follows the reach direction) and soak up
+    the drift of the direction tuning. Held fixed, they explain the change of a
+    force unit's apparent direction tuning as the load changes, and only that.
+    """
     counts, design = _fitted(drift)
     n_units, n_trials = counts.shape
     window = int(drift.attrs["window"])
     n_windows = design.shape[0] // window
-    unit_bytes = 8 * (n_trials + DRIFT_TEST_WINDOW_FLOATS * n_windows)
+    unit_bytes = 8 * (3 * n_trials + DRIFT_TEST_WINDOW_FLOATS * n_windows)
     chi2 = np.full(n_units, np.nan)
     df = np.zeros(n_units, dtype=np.int64)
     for units in unit_chunks(n_units, unit_bytes, WORK_BYTES):
-        chi2[units], df[units] = _window_chi2(counts[units], design, window)
+        offset = _covariate_offset(counts[units], design)
+        chi2[units], df[units] = _window_chi2(
+            counts[units], design[:, :3], window, offset
+        )
     p_drift = np.where(df > 0, scipy_stats.chi2.sf(chi2, np.maximum(df, 1)), np.nan)
     return {"drift_chi2": chi2, "drift_df": df, "p_drift": p_drift}
 
 
+def _covariate_offset(counts: np.ndarray, design: np.ndarray) -> np.ndarray | None:
+    """Covariate terms of each unit's session-wide fit, (U, T), or None.
+
+    A unit whose session-wide fit fails (a silent unit) gets no offset; its
+    window fits fail as well.
+    """
+    if design.shape[1] <= 3:
+        return None
+    session = fit_poisson_glm(design[None], counts[None]).coef[0]  # (U, p)
+    covariate_coef = np.nan_to_num(session[:, 3:])
+    return covariate_coef @ design[:, 3:].T
+
+
 def _window_chi2(
-    counts: np.ndarray, design: np.ndarray, window: int
+    counts: np.ndarray,
+    design: np.ndarray,
+    window: int,
+    offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """χ² and degrees of freedom of the drift test for some units' counts (U, T)."""
+    """χ² and degrees of freedom of the drift test for some units' counts (U, T).
+
+    ``design`` is ``[1, cos θ, sin θ]`` per trial and ``offset`` (U, T), if
+    given, a fixed part of each unit's log rate.
+    """
     n_windows = design.shape[0] // window
     trials = np.arange(n_windows * window).reshape(n_windows, window)
-    fit = fit_poisson_glm(design[trials], counts[:, trials].transpose(1, 0, 2))
+    fit = fit_poisson_glm(
+        design[trials],
+        counts[:, trials].transpose(1, 0, 2),
+        offset=None if offset is None else offset[:, trials].transpose(1, 0, 2),
+    )
 
     coef = fit.coef[..., 1:3].transpose(1, 0, 2)  # (U, W, 2)
     dispersion = np.nanmean(np.maximum(fit.dispersion, 1.0), axis=0)

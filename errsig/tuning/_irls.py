@@ -65,6 +65,7 @@ def fit_poisson_glm(
     counts: np.ndarray,
     weights: np.ndarray | None = None,
     *,
+    offset: np.ndarray | None = None,
     max_iter: int = 100,
     tol: float = 1e-10,
 ) -> PoissonFit:
@@ -80,6 +81,11 @@ def fit_poisson_glm(
     weights : numpy.ndarray, optional
         Frequency weights (e.g. bootstrap multiplicities), broadcastable to
         ``(n_groups, n_fits_per_group, n_obs)``.
+    offset : numpy.ndarray, optional
+        A known part of each log rate, ``log λ = offset + design · coef``
+        (statsmodels' ``offset``), broadcastable to ``(n_groups,
+        n_fits_per_group, n_obs)``; e.g. covariate terms held at fixed
+        coefficients.
     max_iter : int, default=100
         Iteration limit.
     tol : float, default=1e-10
@@ -120,6 +126,10 @@ def fit_poisson_glm(
         np.asarray(weights, dtype=np.float64), (n_groups, n_per_group, n_obs)
     )
     counts = np.broadcast_to(counts, (n_groups, n_per_group, n_obs))
+    offset = np.broadcast_to(
+        np.zeros(1) if offset is None else np.asarray(offset, dtype=np.float64),
+        (n_groups, n_per_group, n_obs),
+    )
 
     group_of_fit = np.repeat(np.arange(n_groups), n_per_group)
     member_of_fit = np.tile(np.arange(n_per_group), n_groups)
@@ -147,6 +157,7 @@ def fit_poisson_glm(
             design[groups],
             counts[groups, members],
             weights[groups, members],
+            offset[groups, members],
             max_iter=max_iter,
             tol=tol,
         )
@@ -166,11 +177,12 @@ def _irls(
     design: np.ndarray,
     counts: np.ndarray,
     weights: np.ndarray,
+    offset: np.ndarray,
     *,
     max_iter: int,
     tol: float,
 ) -> tuple[np.ndarray, ...]:
-    """IRLS on stacked fits: design (F, n, p), counts and weights (F, n)."""
+    """IRLS on stacked fits: design (F, n, p), counts, weights, offset (F, n)."""
     n_fits, _, n_terms = design.shape
     total_weight = weights.sum(axis=1)
     mean_count = (weights * counts).sum(axis=1) / np.where(
@@ -193,13 +205,14 @@ def _irls(
             break
         x, y, w = design[index], counts[index], weights[index]
         mean = np.exp(eta[index])
-        working = eta[index] + (y - mean) / mean
+        working = eta[index] - offset[index] + (y - mean) / mean
         weighted_x = x * (w * mean)[..., None]
         information = np.matmul(weighted_x.transpose(0, 2, 1), x)
         score = np.einsum("fnp,fn->fp", weighted_x, working)
         new_coef, solvable = _solve(information, score)
 
-        new_eta = np.minimum(np.einsum("fnp,fp->fn", x, new_coef), 700.0)
+        linear = np.einsum("fnp,fp->fn", x, new_coef) + offset[index]
+        new_eta = np.minimum(linear, 700.0)
         new_deviance = 2 * (
             w * (count_log_count[index] - y * new_eta - y + np.exp(new_eta))
         ).sum(axis=1)
@@ -221,7 +234,7 @@ def _irls(
         active[index[done | diverged]] = False
 
     coef[~converged] = np.nan
-    eta = np.einsum("fnp,fp->fn", design, np.nan_to_num(coef))
+    eta = np.einsum("fnp,fp->fn", design, np.nan_to_num(coef)) + offset
     mean = np.exp(np.minimum(eta, 700.0))
     weighted_x = design * (weights * mean)[..., None]
     information = np.matmul(weighted_x.transpose(0, 2, 1), design)
