@@ -25,8 +25,9 @@ takes minutes (one SVD per area and bin).
 Run: ``.venv/bin/python benchmarks/bench_big_session.py [--units 3000]
 [--trials 2000] [--file big.nwb] [--steps information,tuning]``; ``--file``
 keeps the simulated file for another run. Decoding the outcome is the slow
-step at this size (its Newton Hessians grow with the square of an area's
-units: hours on 2 cores), hence ``--steps``.
+step at this size (an hour on 2 cores with 100 surrogates), hence ``--steps``;
+the figures in docs/scale.md were run with ``--n-perm-decoding 100
+--n-perm-coupling 100 --n-boot-onset 10``.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def main():
         "--steps",
         default="information,decoding,tuning,classification",
         help="comma-separated analysis steps (decoding the outcome of 3,000 "
-        "units takes hours on 2 cores)",
+        "units takes about an hour on 2 cores)",
     )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="errsig-big-"))
