@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -282,21 +283,41 @@ def _newton(
         weight = probability * (1.0 - probability)
         step = _newton_step(design, weight, gradient, penalty)
 
-        # Halve the step where it does not lower the objective (rare).
-        size = np.ones((n_bins, 1, n_problems))
-        for _ in range(30):
-            trial = coefficients - size * step
-            trial_objective = _logistic_objective(design, labels, trial, penalty)
-            worse = trial_objective > objective + 1e-12 * np.abs(objective)
-            if not worse.any():
-                break
-            size[:, 0][worse] /= 2
-        coefficients, objective = trial, trial_objective
-        if np.max(np.abs(size * step)) < tol:
+        coefficients, objective, largest = _damped_update(
+            coefficients,
+            step,
+            objective,
+            lambda trial: _logistic_objective(design, labels, trial, penalty),
+        )
+        if largest < tol:
             return coefficients
 
     _warn_not_converged(max_iter)
     return coefficients
+
+
+def _damped_update(
+    coefficients: np.ndarray,
+    step: np.ndarray,
+    objective: np.ndarray,
+    evaluate: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Take a Newton step, halved where it does not lower the objective (rare).
+
+    Arrays are ``(bins, parameters, problems)``; ``evaluate`` gives the
+    objective of coefficients, ``(bins, problems)``. Returns the new
+    coefficients, their objective and the largest change of a coefficient.
+    """
+    n_bins, _, n_problems = coefficients.shape
+    size = np.ones((n_bins, 1, n_problems))
+    for _ in range(30):
+        trial = coefficients - size * step
+        trial_objective = evaluate(trial)
+        worse = trial_objective > objective + 1e-12 * np.abs(objective)
+        if not worse.any():
+            break
+        size[:, 0][worse] /= 2
+    return trial, trial_objective, float(np.max(np.abs(size * step)))
 
 
 def _warn_not_converged(max_iter: int) -> None:
@@ -350,19 +371,13 @@ def _truncated_newton(
             design, design_t, weight, penalty_diagonal, gradient, preconditioner
         )
 
-        # Halve the step where it does not lower the objective (rare).
-        size = np.ones((n_bins, 1, n_problems))
-        for _ in range(30):
-            trial = coefficients - size * step
-            trial_objective = _diagonal_objective(
-                design, labels, trial, penalty_diagonal
-            )
-            worse = trial_objective > objective + 1e-12 * np.abs(objective)
-            if not worse.any():
-                break
-            size[:, 0][worse] /= 2
-        coefficients, objective = trial, trial_objective
-        if np.max(np.abs(size * step)) < tol:
+        coefficients, objective, largest = _damped_update(
+            coefficients,
+            step,
+            objective,
+            lambda trial: _diagonal_objective(design, labels, trial, penalty_diagonal),
+        )
+        if largest < tol:
             return coefficients
 
     _warn_not_converged(max_iter)
