@@ -270,62 +270,16 @@ def _newton(
     tol: float,
 ) -> np.ndarray:
     """Fit penalised logistic regressions; ``(bins, p + 1, problems)``."""
-    n_bins, _, n_parameters = design.shape
-    n_problems = labels.shape[1]
-    coefficients = np.zeros((n_bins, n_parameters, n_problems))
-    objective = _logistic_objective(design, labels, coefficients, penalty)
-
-    for _ in range(max_iter):
-        linear = design @ coefficients
-        probability = 1.0 / (1.0 + np.exp(-linear))
-        gradient = np.swapaxes(design, 1, 2) @ (probability - labels)
-        gradient += penalty @ coefficients
-        weight = probability * (1.0 - probability)
-        step = _newton_step(design, weight, gradient, penalty)
-
-        coefficients, objective, largest = _damped_update(
-            coefficients,
-            step,
-            objective,
-            lambda trial: _logistic_objective(design, labels, trial, penalty),
-        )
-        if largest < tol:
-            return coefficients
-
-    _warn_not_converged(max_iter)
-    return coefficients
-
-
-def _damped_update(
-    coefficients: np.ndarray,
-    step: np.ndarray,
-    objective: np.ndarray,
-    evaluate: Callable[[np.ndarray], np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Take a Newton step, halved where it does not lower the objective (rare).
-
-    Arrays are ``(bins, parameters, problems)``; ``evaluate`` gives the
-    objective of coefficients, ``(bins, problems)``. Returns the new
-    coefficients, their objective and the largest change of a coefficient.
-    """
-    n_bins, _, n_problems = coefficients.shape
-    size = np.ones((n_bins, 1, n_problems))
-    for _ in range(30):
-        trial = coefficients - size * step
-        trial_objective = evaluate(trial)
-        worse = trial_objective > objective + 1e-12 * np.abs(objective)
-        if not worse.any():
-            break
-        size[:, 0][worse] /= 2
-    return trial, trial_objective, float(np.max(np.abs(size * step)))
-
-
-def _warn_not_converged(max_iter: int) -> None:
-    warnings.warn(
-        f"logistic regression did not converge in {max_iter} Newton steps; the "
-        "classes may be nearly separable. Raise the penalty (`penalties`).",
-        ConvergenceWarning,
-        stacklevel=5,
+    return _newton_iterations(
+        design,
+        labels,
+        penalize=lambda coefficients: penalty @ coefficients,
+        objective_of=lambda coefficients: _logistic_objective(
+            design, labels, coefficients, penalty
+        ),
+        solve=lambda weight, gradient: _newton_step(design, weight, gradient, penalty),
+        max_iter=max_iter,
+        tol=tol,
     )
 
 
@@ -350,8 +304,7 @@ def _truncated_newton(
     fit converges, so the steps converge superlinearly to the same optimum
     (Dembo, Eisenstat & Steihaug 1982).
     """
-    n_bins, _, n_parameters = design.shape
-    n_problems = labels.shape[1]
+    n_parameters = design.shape[2]
     penalty_diagonal = np.diagonal(penalty)[:, None]  # the penalty is diagonal
     design_t = np.swapaxes(design, 1, 2)
     bound = design_t @ design / 4.0
@@ -359,28 +312,69 @@ def _truncated_newton(
     preconditioner = np.linalg.inv(bound)
     del bound
 
+    return _newton_iterations(
+        design,
+        labels,
+        penalize=lambda coefficients: penalty_diagonal * coefficients,
+        objective_of=lambda coefficients: _diagonal_objective(
+            design, labels, coefficients, penalty_diagonal
+        ),
+        solve=lambda weight, gradient: _conjugate_gradient(
+            design, design_t, weight, penalty_diagonal, gradient, preconditioner
+        ),
+        max_iter=max_iter,
+        tol=tol,
+    )
+
+
+def _newton_iterations(
+    design: np.ndarray,
+    labels: np.ndarray,
+    *,
+    penalize: Callable[[np.ndarray], np.ndarray],
+    objective_of: Callable[[np.ndarray], np.ndarray],
+    solve: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    max_iter: int,
+    tol: float,
+) -> np.ndarray:
+    """Newton's method with step halving, for a given way to solve each step.
+
+    ``penalize`` gives the penalty's gradient at some coefficients, ``objective_of``
+    the objective (bins, problems) and ``solve(weight, gradient)`` the step.
+    Stops when no coefficient moves by more than ``tol``.
+    """
+    n_bins, _, n_parameters = design.shape
+    n_problems = labels.shape[1]
     coefficients = np.zeros((n_bins, n_parameters, n_problems))
-    objective = _diagonal_objective(design, labels, coefficients, penalty_diagonal)
+    objective = objective_of(coefficients)
+
     for _ in range(max_iter):
         linear = design @ coefficients
         probability = 1.0 / (1.0 + np.exp(-linear))
-        gradient = design_t @ (probability - labels)
-        gradient += penalty_diagonal * coefficients
+        gradient = np.swapaxes(design, 1, 2) @ (probability - labels)
+        gradient += penalize(coefficients)
         weight = probability * (1.0 - probability)
-        step = _conjugate_gradient(
-            design, design_t, weight, penalty_diagonal, gradient, preconditioner
-        )
+        step = solve(weight, gradient)
 
-        coefficients, objective, largest = _damped_update(
-            coefficients,
-            step,
-            objective,
-            lambda trial: _diagonal_objective(design, labels, trial, penalty_diagonal),
-        )
-        if largest < tol:
+        # Halve the step where it does not lower the objective (rare).
+        size = np.ones((n_bins, 1, n_problems))
+        for _ in range(30):
+            trial = coefficients - size * step
+            trial_objective = objective_of(trial)
+            worse = trial_objective > objective + 1e-12 * np.abs(objective)
+            if not worse.any():
+                break
+            size[:, 0][worse] /= 2
+        coefficients, objective = trial, trial_objective
+        if np.max(np.abs(size * step)) < tol:
             return coefficients
 
-    _warn_not_converged(max_iter)
+    warnings.warn(
+        f"logistic regression did not converge in {max_iter} Newton steps; the "
+        "classes may be nearly separable. Raise the penalty (`penalties`).",
+        ConvergenceWarning,
+        stacklevel=5,
+    )
     return coefficients
 
 
