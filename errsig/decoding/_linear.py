@@ -274,9 +274,6 @@ def _newton(
         design,
         labels,
         penalize=lambda coefficients: penalty @ coefficients,
-        objective_of=lambda coefficients: _logistic_objective(
-            design, labels, coefficients, penalty
-        ),
         solve=lambda weight, gradient: _newton_step(design, weight, gradient, penalty),
         max_iter=max_iter,
         tol=tol,
@@ -316,9 +313,6 @@ def _truncated_newton(
         design,
         labels,
         penalize=lambda coefficients: penalty_diagonal * coefficients,
-        objective_of=lambda coefficients: _diagonal_objective(
-            design, labels, coefficients, penalty_diagonal
-        ),
         solve=lambda weight, gradient: _conjugate_gradient(
             design, design_t, weight, penalty_diagonal, gradient, preconditioner
         ),
@@ -332,20 +326,23 @@ def _newton_iterations(
     labels: np.ndarray,
     *,
     penalize: Callable[[np.ndarray], np.ndarray],
-    objective_of: Callable[[np.ndarray], np.ndarray],
     solve: Callable[[np.ndarray, np.ndarray], np.ndarray],
     max_iter: int,
     tol: float,
 ) -> np.ndarray:
     """Newton's method with step halving, for a given way to solve each step.
 
-    ``penalize`` gives the penalty's gradient at some coefficients, ``objective_of``
-    the objective (bins, problems) and ``solve(weight, gradient)`` the step.
+    ``penalize`` gives the penalty's gradient ``Λ w`` at some coefficients and
+    ``solve(weight, gradient)`` the step.
     Stops when no coefficient moves by more than ``tol``.
     """
     n_bins, _, n_parameters = design.shape
     n_problems = labels.shape[1]
     coefficients = np.zeros((n_bins, n_parameters, n_problems))
+
+    def objective_of(trial: np.ndarray) -> np.ndarray:
+        return _logistic_objective(design, labels, trial, penalize(trial))
+
     objective = objective_of(coefficients)
 
     for _ in range(max_iter):
@@ -426,19 +423,6 @@ def _conjugate_gradient(
     return step
 
 
-def _diagonal_objective(
-    design: np.ndarray,
-    labels: np.ndarray,
-    coefficients: np.ndarray,
-    penalty_diagonal: np.ndarray,
-) -> np.ndarray:
-    """:func:`_logistic_objective` for a diagonal penalty, without its product."""
-    linear = design @ coefficients
-    loss = np.logaddexp(0.0, linear) - labels * linear
-    penalised = 0.5 * (penalty_diagonal * coefficients**2).sum(axis=1)
-    return loss.sum(axis=1) + penalised
-
-
 def _newton_step(
     design: np.ndarray, weight: np.ndarray, gradient: np.ndarray, penalty: np.ndarray
 ) -> np.ndarray:
@@ -465,9 +449,10 @@ def _logistic_objective(
     design: np.ndarray,
     labels: np.ndarray,
     coefficients: np.ndarray,
-    penalty: np.ndarray,
+    penalty_gradient: np.ndarray,
 ) -> np.ndarray:
+    """Penalised loss of each bin and problem; ``penalty_gradient`` is ``Λ w``."""
     linear = design @ coefficients
     loss = np.logaddexp(0.0, linear) - labels * linear
-    penalised = 0.5 * (coefficients * (penalty @ coefficients)).sum(axis=1)
+    penalised = 0.5 * (coefficients * penalty_gradient).sum(axis=1)
     return loss.sum(axis=1) + penalised
