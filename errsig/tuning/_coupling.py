@@ -18,6 +18,7 @@ from errsig._exceptions import ErrsigError
 from errsig._validation import check_positive_int, check_rng
 from errsig.stats import NullDraw, correct, null_targets, permutation_pvalues
 from errsig.tuning._design import (
+    block_labels,
     check_dataset,
     unit_chunks,
     wrap_angle,
@@ -158,7 +159,8 @@ def reward_coupling(
         squared change with reward); ``variance_ratio`` (mean squared
         change after failure over after success); ``drift_chi2``, ``drift_df``
         and ``p_drift`` (is there any tuning change beyond estimation noise);
-        ``msd`` (unit, phase, msd_lag) and ``diffusion_rate`` (unit, phase);
+        ``msd`` (unit, block, msd_lag) and ``diffusion_rate`` (unit, block;
+        baseline, thirds of force field, thirds of washout);
         ``rule`` (``stable``, ``gradient``, ``reward_gated``, ``random_walk``)
         and ``significant_gradient``/``significant_gated``/``significant_drift``
         after FDR control across units. Pooled per area (``area`` dimension):
@@ -492,7 +494,7 @@ def _unit_statistics(
     positions = np.arange(n_trials)
     if trials is not None:
         positions = positions[int(trials[0]) : int(trials[-1]) + 1]
-    phases, msd_lags, msd_pairs = _msd_pairs(drift, ds, positions)
+    blocks, msd_lags, msd_pairs = _msd_pairs(drift, ds, positions)
     glm_preferred = drift["preferred_direction"].transpose("unit", ...).values
 
     batch_sizes = [batch.reward.shape[0] for batch in behaviour]
@@ -503,7 +505,7 @@ def _unit_statistics(
     ]
     observed, null = {}, {}
     variance_ratio = np.empty(n_units)
-    msd = np.empty((n_units, len(phases), len(msd_lags)))
+    msd = np.empty((n_units, len(blocks), len(msd_lags)))
     for units in unit_chunks(n_units, unit_bytes, WORK_BYTES):
         neural = _neural_series(drift, units, reference_coef)
         if trials is not None:
@@ -523,7 +525,7 @@ def _unit_statistics(
             else glm_preferred[units]
         )
         msd[units] = _mean_squared_change(preferred, msd.shape[1:], msd_pairs)
-    return observed, null, variance_ratio, _diffusion(msd, phases, msd_lags, drift)
+    return observed, null, variance_ratio, _diffusion(msd, blocks, msd_lags, drift)
 
 
 def _neural_series(
@@ -1026,43 +1028,50 @@ def _area_tests(
 def _msd_pairs(
     drift: xr.Dataset, ds: xr.Dataset, positions: np.ndarray
 ) -> tuple[list[str], np.ndarray, list[tuple[int, int, np.ndarray, int]]]:
-    """Phases, lags and the pairs of estimates of the mean-squared PD change.
+    """Blocks, lags and the pairs of estimates of the mean-squared PD change.
+
+    The blocks are those of the block comparisons of ``tuning_drift``:
+    baseline, thirds of force field, thirds of washout.
 
     Returns
     -------
     names : list of str
-        Phases present among the trial ``positions`` tested.
+        Blocks holding estimates of the trial ``positions`` tested.
     lags : numpy.ndarray
         Trial lags of the mean-squared change.
     pairs : list of tuple
-        ``(phase index, lag index, first estimates, step)``: the estimates of
-        the phase whose partner ``step`` estimates later lies in the phase too.
+        ``(block index, lag index, first estimates, step)``: the estimates of
+        the block whose partner ``step`` estimates later lies in the block too.
     """
-    phase = np.asarray(ds["phase"].values).astype(str)[positions]
-    names = [name for name in ("baseline", "force_field", "washout") if name in phase]
+    all_names, members = block_labels(np.asarray(ds["phase"].values))
+    block_of_trial = np.full(ds.sizes["trial"], -1)
+    for index, trials in enumerate(members):
+        block_of_trial[trials] = index
     if drift.attrs["method"] == "filter":
-        estimate_phase = phase
+        estimate_block = block_of_trial[positions]
         spacing = 1
     else:
         centres = np.round(drift["window_centre"].values).astype(int)
-        estimate_phase = np.asarray(ds["phase"].values).astype(str)[centres]
+        estimate_block = block_of_trial[centres]
         spacing = int(drift.attrs["step"])
+    present = [index for index in range(len(all_names)) if index in estimate_block]
     n_lags = MSD_MAX_LAG if spacing == 1 else max(1, MSD_MAX_LAG // spacing)
     pairs = []
-    for block, name in enumerate(names):
-        inside = np.flatnonzero(estimate_phase == name)
+    for block, index_in_session in enumerate(present):
+        inside = np.flatnonzero(estimate_block == index_in_session)
         for index in range(n_lags):
             step = index + 1
             first = inside[:-step][np.isin(inside[:-step] + step, inside)]
             if first.size:
                 pairs.append((block, index, first, step))
+    names = [all_names[index] for index in present]
     return names, spacing * np.arange(1, n_lags + 1), pairs
 
 
 def _mean_squared_change(
     preferred: np.ndarray, shape: tuple[int, int], pairs: list[tuple]
 ) -> np.ndarray:
-    """Mean-squared PD change (units, phases, lags) over the pairs of estimates."""
+    """Mean-squared PD change (units, blocks, lags) over the pairs of estimates."""
     msd = np.full((preferred.shape[0], *shape), np.nan)
     for block, index, first, step in pairs:
         difference = wrap_angle(preferred[:, first + step] - preferred[:, first])
@@ -1073,7 +1082,7 @@ def _mean_squared_change(
 def _diffusion(
     msd: np.ndarray, names: list[str], lags: np.ndarray, drift: xr.Dataset
 ) -> xr.Dataset:
-    """Mean-squared PD change against lag within each phase, and its slope."""
+    """Mean-squared PD change against lag within each block, and its slope."""
     design = np.c_[np.ones(len(lags)), lags]
     slope = np.full(msd.shape[:2], np.nan)
     finite = np.all(np.isfinite(msd), axis=-1)
@@ -1082,10 +1091,10 @@ def _diffusion(
         slope[finite] = solution[1]
     return xr.Dataset(
         {
-            "msd": (("unit", "phase", "msd_lag"), msd),
-            "diffusion_rate": (("unit", "phase"), slope),
+            "msd": (("unit", "block", "msd_lag"), msd),
+            "diffusion_rate": (("unit", "block"), slope),
         },
-        coords={"phase": names, "msd_lag": lags, "unit": drift["unit"].values},
+        coords={"block": names, "msd_lag": lags, "unit": drift["unit"].values},
     )
 
 

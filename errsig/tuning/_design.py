@@ -11,6 +11,7 @@ from errsig._exceptions import ColumnError, ErrsigError, InsufficientDataError
 
 __all__ = [
     "TUNING_TERMS",
+    "block_labels",
     "check_dataset",
     "cosine_design",
     "epoch_counts",
@@ -268,3 +269,31 @@ def require_trials(n_trials: int, minimum: int, what: str) -> None:
             f"{what} needs at least {minimum} trials; the dataset has {n_trials}. "
             "Use a smaller `window` or a longer session."
         )
+
+
+def block_labels(phase: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
+    """Trial positions of baseline, thirds of force field and thirds of washout.
+
+    Parameters
+    ----------
+    phase : numpy.ndarray
+        Phase of every trial.
+
+    Returns
+    -------
+    names : list of str
+    positions : list of numpy.ndarray
+    """
+    names, positions = [], []
+    phase = phase.astype(str)
+    if (phase == "baseline").any():
+        names.append("baseline")
+        positions.append(np.flatnonzero(phase == "baseline"))
+    for name in ("force_field", "washout"):
+        trials = np.flatnonzero(phase == name)
+        if trials.size == 0:
+            continue
+        for third, part in enumerate(np.array_split(trials, 3), start=1):
+            names.append(f"{name}_{third}")
+            positions.append(part)
+    return names, positions

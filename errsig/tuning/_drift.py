@@ -13,6 +13,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from errsig._exceptions import ErrsigError
 from errsig._validation import check_positive_int, check_rng
 from errsig.tuning._design import (
+    block_labels,
     check_dataset,
     cosine_design,
     epoch_counts,
@@ -450,34 +451,6 @@ def _nan_percentile(values: np.ndarray, q: float, axis: int) -> np.ndarray:
             "ignore", message="All-NaN slice encountered", category=RuntimeWarning
         )
         return np.nanpercentile(values, q, axis=axis)
-
-
-def block_labels(phase: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
-    """Trial positions of baseline, thirds of force field and thirds of washout.
-
-    Parameters
-    ----------
-    phase : numpy.ndarray
-        Phase of every trial.
-
-    Returns
-    -------
-    names : list of str
-    positions : list of numpy.ndarray
-    """
-    names, positions = [], []
-    phase = phase.astype(str)
-    if (phase == "baseline").any():
-        names.append("baseline")
-        positions.append(np.flatnonzero(phase == "baseline"))
-    for name in ("force_field", "washout"):
-        trials = np.flatnonzero(phase == name)
-        if trials.size == 0:
-            continue
-        for third, part in enumerate(np.array_split(trials, 3), start=1):
-            names.append(f"{name}_{third}")
-            positions.append(part)
-    return names, positions
 
 
 def _block_fits(
