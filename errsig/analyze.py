@@ -83,10 +83,19 @@ class AnalysisConfig:
         Multiple-comparison correction over units/areas and time.
     alpha : float, default=0.05
         Significance level (family-wise, or false-discovery rate for FDR).
+    drift_method : {"filter", "glm"}, default="filter"
+        How tuning is tracked (``errsig.tuning_drift``): trial by trial by the
+        adaptive filter and smoother, or by a GLM per window of trials.
     drift_window : int, default=40
-        Trials per tuning window.
+        Trials per tuning window (``"glm"``), or of the filter's starting
+        estimate (``"filter"``).
     drift_step : int, default=5
-        Trials between tuning windows.
+        Trials between tuning windows (``"glm"``).
+    drift_covariates : tuple of str, default=("force_x", "force_y")
+        Covariates of the tuning fits, so that force units whose apparent
+        direction tuning changes with the load are not called drifting. Those
+        the data lack (no hand force recorded) are left out, with a logged
+        warning.
     classify_window : tuple of float, default=(0.05, 0.5)
         Post-feedback window of the unit classification, seconds.
     steps : tuple of str, default=STEPS
@@ -107,8 +116,10 @@ class AnalysisConfig:
     n_boot_onset: int = 100
     correction: str = "maxstat"
     alpha: float = 0.05
+    drift_method: str = "filter"
     drift_window: int = 40
     drift_step: int = 5
+    drift_covariates: tuple[str, ...] = ("force_x", "force_y")
     classify_window: tuple[float, float] = (0.05, 0.5)
     steps: tuple[str, ...] = STEPS
     seed: int | None = 0
@@ -398,10 +409,25 @@ def methods_paragraph(config: AnalysisConfig, session: Session) -> str:
             f"tested against {config.n_perm_decoding} surrogates."
         )
     if "tuning" in config.steps:
+        if config.drift_method == "filter":
+            how = (
+                "tracked per unit and trial by a point-process adaptive filter with "
+                "a fixed-interval smoother (Eden et al. 2004)"
+            )
+        else:
+            how = (
+                f"fitted per unit by Poisson GLM in windows of {config.drift_window} "
+                f"trials (step {config.drift_step})"
+            )
+        covariates = (
+            f", with {', '.join(config.drift_covariates)} as covariates of fixed "
+            "coefficient where recorded"
+            if config.drift_covariates
+            else ""
+        )
         text.append(
-            "Cosine tuning to reach direction was fitted per unit by Poisson GLM in "
-            f"windows of {config.drift_window} trials (step {config.drift_step}) to "
-            f"the counts from {config.movement_window[0]:g} to "
+            f"Cosine tuning to reach direction was {how}{covariates}, from the "
+            f"counts from {config.movement_window[0]:g} to "
             f"{config.movement_window[1]:g} s around "
             f"{config.movement_align.replace('_', ' ')}; changes of preferred "
             "direction were related to reward relative to its running expectation "
@@ -534,7 +560,12 @@ def _tuning(movement: xr.Dataset, ds: xr.Dataset, config: AnalysisConfig, rng) -
     drift_rng, coupling_rng = rng.spawn(2)
     logger.info("tuning drift")
     drift = tuning_drift(
-        movement, window=config.drift_window, step=config.drift_step, rng=drift_rng
+        movement,
+        window=config.drift_window,
+        step=config.drift_step,
+        method=config.drift_method,
+        covariates=_available_covariates(movement, config.drift_covariates) or None,
+        rng=drift_rng,
     )
     logger.info("reward coupling")
     coupling = reward_coupling(
@@ -546,6 +577,27 @@ def _tuning(movement: xr.Dataset, ds: xr.Dataset, config: AnalysisConfig, rng) -
         rng=coupling_rng,
     )
     return {"tuning/drift": drift, "tuning/coupling": coupling}
+
+
+def _available_covariates(movement: xr.Dataset, names: tuple[str, ...]) -> list[str]:
+    """Keep the tuning covariates that the movement dataset can provide."""
+    from errsig.tuning._design import BEHAVIOUR_COVARIATES
+
+    available, missing = [], []
+    for name in names:
+        if name in BEHAVIOUR_COVARIATES:
+            source = "force" if name.startswith("force") else "kinematics"
+            found = source in movement
+        else:
+            found = name in movement.variables and movement[name].dims == ("trial",)
+        (available if found else missing).append(name)
+    if missing:
+        logger.warning(
+            "tuning covariates %s are not in the data and are left out; units "
+            "whose apparent tuning follows them may be called drifting",
+            missing,
+        )
+    return available
 
 
 def _movement_dataset(
@@ -619,7 +671,9 @@ def _versions() -> dict[str, str]:
 def _as_field_type(name: str, value: object) -> object:
     if name in ("window", "movement_window", "classify_window"):
         return tuple(float(v) for v in value)
-    if name == "steps":
+    if name == "drift_covariates" and isinstance(value, str):
+        return tuple(part for part in value.split(",") if part)
+    if name in ("steps", "drift_covariates"):
         return tuple(value) if not isinstance(value, str) else tuple(value.split(","))
     return value
 

@@ -55,6 +55,30 @@ def test_every_step_leaves_its_group(tree):
     assert "numpy" in json.loads(tree.attrs["versions"])
 
 
+def test_tuning_is_tracked_by_the_filter_with_the_hand_force(tree):
+    attrs = tree["tuning/drift"].attrs
+    assert attrs["method"] == "filter"
+    assert "force_x" in str(attrs["covariates"]) and "force_y" in str(
+        attrs["covariates"]
+    )
+    assert "force_x, force_y as covariates" in tree.attrs["methods"]
+
+
+def test_missing_tuning_covariates_are_left_out_with_a_warning(small_mixed, caplog):
+    from errsig.analyze import _available_covariates, _movement_dataset
+    from errsig.binning import bin_trials
+
+    ds = bin_trials(small_mixed, align="feedback_time", window=(-0.2, 0.2))
+    movement = _movement_dataset(small_mixed, ds, SMALL).drop_vars("force")
+
+    with caplog.at_level("WARNING", logger="errsig.analyze"):
+        kept = _available_covariates(movement, ("force_x", "speed", "hold"))
+
+    assert kept == ["speed"]
+    assert "['force_x', 'hold']" in caplog.text
+    assert AnalysisConfig().replace(drift_covariates="").drift_covariates == ()
+
+
 def test_same_seed_same_numbers(small_mixed, tree):
     again = analyze_session(small_mixed, SMALL.replace(steps=("information",)))
     np.testing.assert_array_equal(

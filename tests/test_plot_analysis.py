@@ -236,14 +236,21 @@ def test_class_proportions_bars_are_the_area_fractions(analysed):
     assert target.get_ylim() == (0.0, 1.0)
 
 
-def test_tuning_trajectory_survives_a_failed_window(analysed):
+@pytest.mark.parametrize("method", ["filter", "glm"])
+def test_tuning_trajectory_survives_a_failed_window(session, method):
     # tuning_drift keeps windows whose fit did not converge as NaN; one such
-    # window must not blank the rest of the unit's trajectory.
-    drift = analysed["tuning/drift"].to_dataset()
+    # window (or trial, with the filter) must not blank the rest of the unit's
+    # trajectory.
+    movement = bin_trials(
+        session, align="move_onset_time", window=(0.0, 0.4), bin_size=0.4
+    )
+    drift = tuning_drift(movement, method=method, n_boot=0)
     unit = drift["unit"].to_numpy()[0]
     failed = drift.copy(deep=True)
+    along = "window" if "window" in drift["preferred_direction"].dims else "trial"
     for name in ("", "_low", "_high"):
-        failed[f"preferred_direction{name}"].loc[{"unit": unit, "window": 3}] = np.nan
+        variable = failed[f"preferred_direction{name}"]
+        variable[{"unit": 0, along: 3}] = np.nan
 
     figure = Figure()
     plot.plot_tuning(failed, [unit], ax=figure.add_subplot())
