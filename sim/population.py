@@ -146,6 +146,13 @@ class UnitGroup:
     gamma_shape : float, default=2.0
         Shape of the gamma-renewal intervals (1 is Poisson, larger is more
         regular).
+    rate_median : float, optional
+        Median baseline rate of the group's units, Hz; the area preset's by
+        default (12 Hz in M1). Higher rates and deeper tuning make well-isolated,
+        strongly tuned units, whose single trials say more about their tuning.
+    depth_range : tuple of float, optional
+        Range of the cosine-tuning depth, as multiples of the baseline rate;
+        ``GAIN_RANGES["depth"]`` (0.3 to 1.0) by default.
 
     Examples
     --------
@@ -164,6 +171,8 @@ class UnitGroup:
     kinematic: bool | None = None
     spiking: str | None = None
     gamma_shape: float = 2.0
+    rate_median: float | None = None
+    depth_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -185,6 +194,16 @@ class UnitGroup:
             )
         if not self.gamma_shape > 0:
             raise ErrsigError(f"`gamma_shape` must be > 0; got {self.gamma_shape}.")
+        if self.rate_median is not None and not self.rate_median > 0:
+            raise ErrsigError(f"`rate_median` must be > 0 Hz; got {self.rate_median}.")
+        if self.depth_range is not None and not (
+            len(self.depth_range) == 2
+            and 0 <= self.depth_range[0] <= self.depth_range[1]
+        ):
+            raise ErrsigError(
+                "`depth_range` must be (low, high) with 0 <= low <= high; got "
+                f"{self.depth_range}."
+            )
 
 
 @dataclass(frozen=True)
@@ -286,14 +305,18 @@ def _draw_group(
     group: UnitGroup, size: int, latent: LatentConfig, rng: np.random.Generator
 ) -> pd.DataFrame:
     preset = AREA_PRESETS.get(group.area, AREA_PRESETS["M1"])
-    baseline = preset["rate_median"] * np.exp(
-        rng.normal(0, preset["rate_log_sd"], size)
+    rate_median = (
+        preset["rate_median"] if group.rate_median is None else group.rate_median
     )
+    baseline = rate_median * np.exp(rng.normal(0, preset["rate_log_sd"], size))
     role = group.role
     kinematic = role == "kinematic" if group.kinematic is None else group.kinematic
+    ranges = dict(GAIN_RANGES)
+    if group.depth_range is not None:
+        ranges["depth"] = tuple(group.depth_range)
 
     def gain(name: str, active: bool) -> np.ndarray:
-        low, high = GAIN_RANGES[name]
+        low, high = ranges[name]
         return rng.uniform(low, high, size) * baseline * active
 
     latencies = np.resize(np.asarray(group.error_latencies, dtype=float), size)

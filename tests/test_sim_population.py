@@ -210,3 +210,32 @@ def test_counts_vary_with_reward_only_in_outcome_units():
     outcome = (truth["role"] == "outcome").to_numpy()
     assert (p_values[outcome] < 0.01).mean() > 0.8
     assert (p_values[~outcome] < 0.05).mean() < 0.2
+
+
+def test_group_rate_and_depth_overrides_scale_the_same_draws():
+    default = make_units(
+        [UnitGroup("M1", "kinematic", 1.0)], 400, rng=np.random.default_rng(3)
+    )
+    strong = make_units(
+        [UnitGroup("M1", "kinematic", 1.0, rate_median=24.0, depth_range=(0.8, 1.0))],
+        400,
+        rng=np.random.default_rng(3),
+    )
+
+    # The overrides rescale, they do not redraw: the seed's other draws stay.
+    np.testing.assert_allclose(strong["baseline_rate"], 2 * default["baseline_rate"])
+    np.testing.assert_array_equal(
+        strong["preferred_direction"], default["preferred_direction"]
+    )
+    relative_depth = strong["depth"] / strong["baseline_rate"]
+    assert relative_depth.min() >= 0.8 and relative_depth.max() <= 1.0
+    assert relative_depth.max() - relative_depth.min() > 0.15
+
+
+@pytest.mark.parametrize(
+    "override", [{"rate_median": 0.0}, {"depth_range": (1.0, 0.5)}]
+)
+def test_bad_group_overrides_are_named(override):
+    name = next(iter(override))
+    with pytest.raises(ErrsigError, match=name):
+        UnitGroup("M1", "kinematic", 1.0, **override)
