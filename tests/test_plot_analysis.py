@@ -260,6 +260,24 @@ def test_tuning_trajectory_survives_a_failed_window(session, method):
     assert np.isfinite(np.delete(drawn, 3)).all()
 
 
+def test_reward_coupling_stars_only_lags_significant_after_correction():
+    lags = [-1, 0, 1]
+    coupling = xr.Dataset(
+        {
+            "reward_lag_coef": (("unit", "lag"), [[0.0, 0.5, 0.1]]),
+            "area_p_reward_lag": (("area", "lag"), [[0.5, 0.01, 0.03]]),
+            "area_p_reward_lag_corrected": (("area", "lag"), [[0.9, 0.03, 0.08]]),
+        },
+        coords={"lag": lags, "area": ["M1"], "area_of_unit": ("unit", ["M1"])},
+        attrs={"alpha": 0.05},
+    )
+    figure = Figure()
+    plot.plot_reward_coupling(coupling, ax=figure.add_subplot())
+
+    stars = [line for line in figure.axes[0].lines if line.get_marker() == "*"]
+    assert [list(line.get_xdata()) for line in stars] == [[0]]
+
+
 def test_tuning_draws_the_units_asked_for(analysed):
     drift = analysed["tuning/drift"].to_dataset()
     units = drift["unit"].to_numpy()[[2, 5, 9]]

@@ -484,6 +484,17 @@ def test_linear_shift_and_shuffle_nulls_say_what_they_did(small_pair):
     assert shifted.attrs["trial_order"] == "kept"
 
 
+def test_area_reward_lags_are_corrected_over_lags(small_pair):
+    ds, drift = small_pair
+    result = reward_coupling(drift, ds, n_perm=50, rng=0)
+
+    uncorrected = result["area_p_reward_lag"].values
+    corrected = result["area_p_reward_lag_corrected"].values
+    assert np.all(corrected >= uncorrected)
+    assert np.any(corrected > uncorrected)
+    np.testing.assert_array_equal(corrected.min(axis=1), result["area_p_reward"])
+
+
 def test_results_round_trip_through_netcdf(small_pair, tmp_path):
     ds, drift = small_pair
     result = reward_coupling(drift, ds, n_perm=20, rng=0)

@@ -164,7 +164,9 @@ def reward_coupling(
         ``rule`` (``stable``, ``gradient``, ``reward_gated``, ``random_walk``)
         and ``significant_gradient``/``significant_gated``/``significant_drift``
         after FDR control across units. Pooled per area (``area`` dimension):
-        ``area_p_reward_lag``, ``area_p_gradient``, ``area_p_gated``,
+        ``area_p_reward_lag`` (uncorrected per lag) and
+        ``area_p_reward_lag_corrected`` (max-statistic over lags),
+        ``area_p_reward``, ``area_p_gradient``, ``area_p_gated``,
         ``area_p_drift``, ``area_rule``. Attrs record the null, the corrections
         and the seed.
 
@@ -998,23 +1000,25 @@ def _area_tests(
         _fdr(p_gated, alpha),
         _fdr(p_drift, alpha),
     )
+    # Per lag, corrected over the lags of the area by the max-statistic.
+    reward_lag_corrected = np.stack(
+        [
+            correct(
+                np.abs(reward_lag[index]),
+                np.abs(reward_lag_null[:, index]),
+                method="maxstat",
+            ).p
+            for index in range(len(names))
+        ]
+    )
     return xr.Dataset(
         {
             "area_p_reward_lag": (
                 ("area", "lag"),
                 permutation_pvalues(np.abs(reward_lag), np.abs(reward_lag_null)),
             ),
-            "area_p_reward": (
-                "area",
-                [
-                    correct(
-                        np.abs(reward_lag[index]),
-                        np.abs(reward_lag_null[:, index]),
-                        method="maxstat",
-                    ).p.min()
-                    for index in range(len(names))
-                ],
-            ),
+            "area_p_reward_lag_corrected": (("area", "lag"), reward_lag_corrected),
+            "area_p_reward": ("area", reward_lag_corrected.min(axis=1)),
             "area_p_gradient": ("area", p_gradient),
             "area_p_gated": ("area", p_gated),
             "area_p_drift": ("area", p_drift),
