@@ -552,7 +552,7 @@ def plot_reward_coupling(coupling: xr.Dataset, *, ax: Axes | None = None) -> Fig
         From :func:`errsig.reward_coupling`: ``reward_lag_coef`` (unit, lag),
         ``area_of_unit`` and optionally ``area_p_reward_lag_corrected`` (area,
         lag): lags whose p, corrected over the lags by the max-statistic, is
-        below ``attrs["alpha"]`` are starred.
+        at most ``attrs["alpha"]`` are starred.
     ax : matplotlib.axes.Axes, optional
         Where to draw.
 
@@ -586,7 +586,7 @@ def plot_reward_coupling(coupling: xr.Dataset, *, ax: Axes | None = None) -> Fig
         corrected = "area_p_reward_lag_corrected"
         if corrected in coupling and area in coupling["area"].to_numpy():
             alpha = float(coupling.attrs.get("alpha", 0.05))
-            marks = coupling[corrected].sel(area=area).to_numpy() < alpha
+            marks = coupling[corrected].sel(area=area).to_numpy() <= alpha
             ax.plot(lags[marks], mean[marks], "*", color=colour, markersize=10)
     ax.axhline(0, color=PALETTE["black"], linewidth=0.5)
     ax.axvline(0, color=PALETTE["black"], linewidth=0.5, linestyle=":")
