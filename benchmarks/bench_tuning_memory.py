@@ -4,8 +4,9 @@ Simulates a ``"mixed"`` session of N units × 2,000 trials and bins it as
 :func:`errsig.analyze.analyze_session` does: a movement dataset (one 0.4-s bin
 per trial from movement onset) for :func:`errsig.tuning_drift` and the
 feedback-aligned dataset (50 bins of 20 ms) for :func:`errsig.reward_coupling`,
-with the counts held as int16. Then, with analyze_session's calls
-(``tuning_drift(movement, window=40, step=5)``, 200 bootstrap resamples of the
+with the counts held as int16. Then, with analyze_session's calls (its
+default ``AnalysisConfig``: ``tuning_drift(movement, method="filter",
+covariates=["force_x", "force_y"])`` with 200 bootstrap resamples of the
 blocks; ``reward_coupling(drift, ds, null="pseudosession", n_perm=20)``), it
 prints for each
 
@@ -36,6 +37,7 @@ import time, tracemalloc
 import numpy as np
 import sim
 from errsig import bin_trials, reward_coupling, tuning_drift
+from errsig.analyze import AnalysisConfig
 
 n_units, n_trials = {n_units}, {n_trials}
 session = sim.simulate("mixed", rng=0, n_units=n_units, n_trials=n_trials)
@@ -46,8 +48,16 @@ movement = bin_trials(
 for dataset in (ds, movement):
     dataset["counts"] = dataset["counts"].astype("int16")
 del session
+config = AnalysisConfig()
 calls = {{
-    "tuning_drift": lambda: tuning_drift(movement, window=40, step=5, rng=0),
+    "tuning_drift": lambda: tuning_drift(
+        movement,
+        window=config.drift_window,
+        step=config.drift_step,
+        method=config.drift_method,
+        covariates=list(config.drift_covariates),
+        rng=0,
+    ),
     "reward_coupling": lambda: reward_coupling(
         drift, ds, null="pseudosession", n_perm=20, rng=1
     ),

@@ -671,9 +671,10 @@ def _versions() -> dict[str, str]:
 def _as_field_type(name: str, value: object) -> object:
     if name in ("window", "movement_window", "classify_window"):
         return tuple(float(v) for v in value)
-    if name == "drift_covariates" and isinstance(value, str):
-        return tuple(part for part in value.split(",") if part)
-    if name in ("steps", "drift_covariates"):
+    if name == "drift_covariates":
+        names = value.split(",") if isinstance(value, str) else value
+        return tuple(part for part in names if part)
+    if name == "steps":
         return tuple(value) if not isinstance(value, str) else tuple(value.split(","))
     return value
 
