@@ -295,7 +295,7 @@ def _reward_magnitude_correlation(ds: xr.Dataset) -> float:
 def _labels(evidence: dict, alpha: float, confounded: bool) -> np.ndarray:
     def significant(name: str) -> np.ndarray:
         values = evidence[name]
-        return np.isfinite(values) & (values < alpha)
+        return np.isfinite(values) & (values <= alpha)
 
     direction = significant("p_direction")
     magnitude = significant("p_magnitude")

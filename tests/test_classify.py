@@ -100,3 +100,28 @@ def test_window_sums_of_small_integer_counts_do_not_overflow():
     summed = _window_sums(ds, (0.0, 1.0), n_parts=2)
     assert summed["counts"].values.tolist() == [[[1000, 1000]] * 2] * 3
     assert summed["unit"].values.tolist() == [7, 9]
+
+
+def test_adjusted_p_at_alpha_is_significant_as_in_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    from errsig.classify import _fdr, _labels
+
+    # Exact in binary: BH-adjusted 0.5, 0.5, 2/3, 1; the first two sit at alpha.
+    p_values = np.array([0.125, 0.25, 0.5, 1.0])
+    alpha = 0.5
+    reject = multipletests(p_values, alpha=alpha, method="fdr_bh")[0]
+    adjusted = _fdr(p_values, alpha)
+    nothing = np.full(4, np.nan)
+    evidence = {
+        "p_direction": nothing,
+        "p_magnitude": nothing,
+        "p_outcome": adjusted,
+        "p_tuning": nothing,
+    }
+
+    labels = _labels(evidence, alpha, confounded=False)
+
+    np.testing.assert_allclose(adjusted, [0.5, 0.5, 2 / 3, 1.0])
+    assert reject.tolist() == [True, True, False, False]
+    np.testing.assert_array_equal(labels == "outcome", reject)
