@@ -420,14 +420,14 @@ def methods_paragraph(config: AnalysisConfig, session: Session) -> str:
                 f"trials (step {config.drift_step})"
             )
         covariates = (
-            f", with {', '.join(config.drift_covariates)} as covariates of fixed "
-            "coefficient where recorded"
+            f", with the covariates {' and '.join(config.drift_covariates)} "
+            "(coefficients fixed over the session; where recorded)"
             if config.drift_covariates
             else ""
         )
         text.append(
-            f"Cosine tuning to reach direction was {how}{covariates}, from the "
-            f"counts from {config.movement_window[0]:g} to "
+            f"Cosine tuning to reach direction was {how}{covariates}, on the "
+            f"spike counts from {config.movement_window[0]:g} to "
             f"{config.movement_window[1]:g} s around "
             f"{config.movement_align.replace('_', ' ')}; changes of preferred "
             "direction were related to reward relative to its running expectation "

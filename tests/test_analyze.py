@@ -61,7 +61,7 @@ def test_tuning_is_tracked_by_the_filter_with_the_hand_force(tree):
     assert "force_x" in str(attrs["covariates"]) and "force_y" in str(
         attrs["covariates"]
     )
-    assert "force_x, force_y as covariates" in tree.attrs["methods"]
+    assert "the covariates force_x and force_y" in tree.attrs["methods"]
 
 
 def test_missing_tuning_covariates_are_left_out_with_a_warning(small_mixed, caplog):
