@@ -260,8 +260,9 @@ def analyze_session(
         groups.update(_decoding(ds, config, streams["decoding"], progress))
     if {"tuning", "classification"} & set(config.steps):
         movement = _movement_dataset(session, ds, config)
-    if "tuning" in config.steps:
-        groups.update(_tuning(movement, ds, config, streams["tuning"]))
+    # Classification runs before tuning: its surrogates are then not held
+    # beside the filter's per-trial results (about 200 bytes per unit and
+    # trial). Each step has its own random stream, so the order changes nothing.
     if "classification" in config.steps:
         from errsig.classify import classify_units
 
@@ -275,6 +276,8 @@ def analyze_session(
             alpha=config.alpha,
             rng=streams["classification"],
         )
+    if "tuning" in config.steps:
+        groups.update(_tuning(movement, ds, config, streams["tuning"]))
 
     tree = xr.DataTree.from_dict(
         {name: _netcdf_safe(group) for name, group in groups.items()}
