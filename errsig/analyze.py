@@ -153,6 +153,11 @@ class AnalysisConfig:
         unknown_steps = sorted(set(values.get("steps", ())) - set(STEPS))
         if unknown_steps:
             raise ErrsigError(f"unknown step(s) {unknown_steps}; choose from {STEPS}.")
+        if values.get("drift_method", "filter") not in ("filter", "glm"):
+            raise ErrsigError(
+                "`drift_method` must be 'filter' or 'glm'; got "
+                f"{values['drift_method']!r}."
+            )
         return dataclasses.replace(self, **values)
 
 
@@ -584,16 +589,10 @@ def _tuning(movement: xr.Dataset, ds: xr.Dataset, config: AnalysisConfig, rng) -
 
 def _available_covariates(movement: xr.Dataset, names: tuple[str, ...]) -> list[str]:
     """Keep the tuning covariates that the movement dataset can provide."""
-    from errsig.tuning._design import BEHAVIOUR_COVARIATES
+    from errsig.tuning._design import covariate_available
 
-    available, missing = [], []
-    for name in names:
-        if name in BEHAVIOUR_COVARIATES:
-            source = "force" if name.startswith("force") else "kinematics"
-            found = source in movement
-        else:
-            found = name in movement.variables and movement[name].dims == ("trial",)
-        (available if found else missing).append(name)
+    available = [name for name in names if covariate_available(movement, name)]
+    missing = [name for name in names if name not in available]
     if missing:
         logger.warning(
             "tuning covariates %s are not in the data and are left out; units "

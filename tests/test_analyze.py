@@ -77,6 +77,8 @@ def test_missing_tuning_covariates_are_left_out_with_a_warning(small_mixed, capl
     assert kept == ["speed"]
     assert "['force_x', 'hold']" in caplog.text
     assert AnalysisConfig().replace(drift_covariates="").drift_covariates == ()
+    with pytest.raises(ErrsigError, match="drift_method"):
+        AnalysisConfig().replace(drift_method="kalman")
 
 
 def test_same_seed_same_numbers(small_mixed, tree):

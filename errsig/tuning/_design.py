@@ -14,6 +14,7 @@ __all__ = [
     "block_labels",
     "check_dataset",
     "cosine_design",
+    "covariate_available",
     "epoch_counts",
     "unit_chunks",
     "wrap_angle",
@@ -237,9 +238,32 @@ def cosine_design(
     return np.column_stack(columns), terms
 
 
+def covariate_available(ds: xr.Dataset, name: str) -> bool:
+    """Whether ``ds`` holds what covariate ``name`` is computed from.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A binned dataset.
+    name : str
+        One of :data:`BEHAVIOUR_COVARIATES` or a trial variable's name.
+
+    Returns
+    -------
+    bool
+    """
+    if name in BEHAVIOUR_COVARIATES:
+        return _covariate_source(name) in ds
+    return name in ds.variables and ds[name].dims == ("trial",)
+
+
+def _covariate_source(name: str) -> str:
+    return "force" if name.startswith("force") else "kinematics"
+
+
 def _covariate(ds: xr.Dataset, name: str, epoch: tuple[float, float]) -> np.ndarray:
     if name in BEHAVIOUR_COVARIATES:
-        source = "force" if name.startswith("force") else "kinematics"
+        source = _covariate_source(name)
         if source not in ds:
             raise ColumnError(
                 f"covariate {name!r} needs `{source}` (trial, time, component) in the "
@@ -253,7 +277,7 @@ def _covariate(ds: xr.Dataset, name: str, epoch: tuple[float, float]) -> np.ndar
         if name in ("speed", "force"):
             return np.hypot(series[:, 0], series[:, 1])
         return series[:, 0 if name.endswith("_x") else 1]
-    if name in ds.variables and ds[name].dims == ("trial",):
+    if covariate_available(ds, name):
         return np.asarray(ds[name].values, dtype=np.float64)
     trial_variables = [v for v in ds.variables if ds[v].dims == ("trial",)]
     raise ColumnError(
